@@ -1,0 +1,13 @@
+"""Shared test fixtures: paths to the real data and the repository."""
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _run_from_repo_root(monkeypatch):
+    """Configs name data as ../shared/data relative to the repository root, as users run them."""
+    monkeypatch.chdir(ROOT)

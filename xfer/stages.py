@@ -1,0 +1,168 @@
+"""Pretraining stages: resolve `stage:NAME` sources, run missing stages as Ray tasks, cache by recipe hash."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from xfer import track
+from xfer.checkpoint import save_checkpoint
+from xfer.config import InitConfig, StageConfig, absolutize, flatten, load_stage
+
+STAGE_PREFIX = "stage:"
+
+
+class StageError(ValueError):
+    """A stage that cannot be found, or stages that depend on each other in a cycle."""
+
+
+def recipe_dirs(extra: tuple[Path, ...] = ()) -> list[Path]:
+    """Where `stage:NAME` looks for NAME.yaml: given folders, ./pretrain, then the repository's pretrain/."""
+    return [*extra, Path.cwd() / "pretrain", Path(__file__).resolve().parents[1] / "pretrain"]
+
+
+def find_recipe(name: str, dirs: list[Path]) -> Path:
+    for d in dirs:
+        if (d / f"{name}.yaml").exists():
+            return d / f"{name}.yaml"
+    raise StageError(f"stage {name!r}: no recipe {name}.yaml in {', '.join(str(d) for d in dirs)}")
+
+
+@dataclass(frozen=True)
+class StageJob:
+    """One stage recipe bound to the model it pretrains; `key` hashes the recipe and all its inputs."""
+
+    config: StageConfig
+    depends_on: Optional["StageJob"]
+    key: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.config.stage}-{self.config.model}"
+
+
+def plan_stage(name: str, model: Optional[str], dirs: list[Path], _seen: tuple[str, ...] = ()) -> StageJob:
+    """Load a stage recipe (for `model`, or the recipe's own) and, recursively, the stage it starts from."""
+    if name in _seen:
+        raise StageError(f"stages depend on each other in a cycle: {' -> '.join((*_seen, name))}")
+    path = find_recipe(name, dirs)
+    config = load_stage(path)
+    config = dataclasses.replace(config, data=absolutize(config.data, path.parent))
+    if config.stage != name:
+        raise StageError(f"{path}: field 'stage' is {config.stage!r}, but the file is named for {name!r}")
+    if model:
+        config = dataclasses.replace(config, model=model)
+    source = config.init.source or ""
+    dep = plan_stage(source[len(STAGE_PREFIX):], config.model, dirs, (*_seen, name)) \
+        if source.startswith(STAGE_PREFIX) else None
+    recipe = {k: v for k, v in flatten(config).items() if k not in ("description", "tracking.uri")}
+    blob = json.dumps([recipe, dep.key if dep else None], sort_keys=True, default=str)
+    return StageJob(config, dep, hashlib.sha256(blob.encode()).hexdigest()[:16])
+
+
+def stage_dir(job: StageJob, cache_root: Path) -> Path:
+    return cache_root / "stages" / f"{job.name}-{job.key}"
+
+
+def cached_checkpoint(job: StageJob, cache_root: Path) -> Optional[Path]:
+    d = stage_dir(job, cache_root)
+    return d / "checkpoint.pt" if (d / "manifest.json").exists() and (d / "checkpoint.pt").exists() else None
+
+
+def train_stage(job: StageJob, source_path: Optional[str], cache_root: Path, uri: str, experiment_id: str) -> str:
+    """Train one stage (its dependency's checkpoint already made) and write checkpoint + manifest."""
+    from xfer.data.prepare import prepare_data
+    from xfer.inits import apply_init
+    from xfer.metrics import classification_metrics
+    from xfer.models import build_model
+    from xfer.train import fit, pick_device, predict_probs
+
+    cfg = job.config
+    out = stage_dir(job, cache_root)
+    tags = {"xfer.kind": "stage", "xfer.stage": cfg.stage, "xfer.stage_key": job.key, "model": cfg.model}
+    run_id = track.open_run(uri, experiment_id, f"stage:{job.name}", tags, ("xfer.stage_key",))
+    began = time.perf_counter()
+    try:
+        data = prepare_data(cfg.data, Path.cwd())
+        classes, channels, seed = data.classes, cfg.data.channels, 0
+        torch.manual_seed(seed)
+        model = build_model(cfg.model, len(classes), channels)
+        init = dataclasses.replace(cfg.init, source=source_path or cfg.init.source)
+        info = apply_init(model, cfg.model, init, channels)
+        track.log_params(uri, run_id, {**flatten(cfg), "init.resolved_source": info.source,
+                                       "init.normalization": info.normalization, "stage_key": job.key})
+        train_idx, val_idx = np.asarray(data.split.train), np.asarray(data.split.val)
+        result = fit(model, cfg.model, data.images_at, data.labels, train_idx, val_idx, cfg.train,
+                     cfg.data.image_size, info.normalization, classes, len(classes) - 1, seed,
+                     on_epoch=lambda epoch, m, _state: track.log_metrics(uri, run_id, m, step=epoch))
+        test_idx = np.asarray(data.split.test)
+        probs = predict_probs(model, data.images_at(cfg.data.image_size)[test_idx], info.normalization, pick_device())
+        final = classification_metrics(data.labels[test_idx], probs, classes, len(classes) - 1, "test_")
+        final.update(train_seconds=result.train_seconds, best_epoch=result.best_epoch,
+                     chance_accuracy=float(np.bincount(data.labels[test_idx]).max() / len(test_idx)))
+        track.log_metrics(uri, run_id, final, step=0)
+        meta = {"model": cfg.model, "num_classes": len(classes), "in_channels": channels, "classes": list(classes),
+                "image_size": cfg.data.image_size, "normalization": info.normalization, "stage": cfg.stage,
+                "stage_key": job.key, "seed": seed, "strategy": cfg.init.strategy, "source": init.source or ""}
+        save_checkpoint(out / "checkpoint.pt", result.best_state, meta)
+        manifest = {"stage": cfg.stage, "model": cfg.model, "key": job.key, "source": info.source,
+                    "data": [d.root for d in cfg.data.datasets], "classes": list(classes),
+                    "n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_idx),
+                    "epochs": len(result.history), "final_metrics": final, "mlflow_run_id": run_id,
+                    "wall_seconds": time.perf_counter() - began}
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=float))
+        track.client(uri).log_artifact(run_id, str(out / "manifest.json"))
+        track.client(uri).set_terminated(run_id, "FINISHED")
+        return str(out / "checkpoint.pt")
+    except BaseException:
+        track.client(uri).set_terminated(run_id, "FAILED")
+        raise
+
+
+def _stage_task(job: StageJob, source_path: Optional[str], cache_root: str, uri: str, experiment_id: str,
+                threads: int) -> str:
+    torch.set_num_threads(threads)
+    return train_stage(job, source_path, Path(cache_root), uri, experiment_id)
+
+
+def ensure_stages(jobs: list[StageJob], cache_root: Path, uri: str, experiment_id: str,
+                  cpus: float = 1, gpus: float = 0) -> dict[str, str]:
+    """Checkpoint path per job key; missing stages run as Ray tasks, dependencies first, others in parallel."""
+    import ray
+
+    task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(_stage_task)
+    refs: dict[str, object] = {}
+
+    def schedule(job: StageJob):
+        if job.key in refs:
+            return refs[job.key]
+        cached = cached_checkpoint(job, cache_root)
+        if cached is not None:
+            refs[job.key] = str(cached)
+        else:
+            dep = schedule(job.depends_on) if job.depends_on else None
+            print(f"[xfer] stage {job.name} ({job.key}): training", flush=True)
+            refs[job.key] = task.remote(job, dep, str(cache_root), uri, experiment_id, max(int(cpus), 1))
+        return refs[job.key]
+
+    for job in jobs:
+        schedule(job)
+    return {k: v if isinstance(v, str) else ray.get(v) for k, v in refs.items()}
+
+
+def resolve_init_sources(inits: tuple[InitConfig, ...], models: tuple[str, ...], dirs: list[Path],
+                         cache_root: Path, uri: str, experiment_id: str, cpus: float = 1,
+                         gpus: float = 0) -> dict[tuple[str, str], InitConfig]:
+    """(init name, model) → InitConfig whose `stage:` source is replaced by the stage's checkpoint file."""
+    jobs = {(i.name, m): plan_stage(i.source[len(STAGE_PREFIX):], m, dirs)
+            for i in inits if (i.source or "").startswith(STAGE_PREFIX) for m in models}
+    paths = ensure_stages(list(jobs.values()), cache_root, uri, experiment_id, cpus, gpus) if jobs else {}
+    return {(i.name, m): dataclasses.replace(i, source=paths[jobs[i.name, m].key]) if (i.name, m) in jobs else i
+            for i in inits for m in models}

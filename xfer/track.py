@@ -1,0 +1,91 @@
+"""MLflow bookkeeping: tracking URI, experiments, and finding a trial's run again on resume."""
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import mlflow
+from mlflow.entities import RunStatus
+
+from xfer.config import TrackingConfig
+
+MAX_PARAM_LENGTH = 6000
+
+
+def resolve_tracking_uri(uri: Optional[str] = None) -> str:
+    """Explicit URI, else MLFLOW_TRACKING_URI, else an embedded sqlite file in the working directory."""
+    if uri:
+        return uri
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def tracking_for(cfg: TrackingConfig, default_experiment: str) -> tuple[str, str]:
+    """(tracking URI, experiment name): the YAML wins, then the environment, then the defaults."""
+    return resolve_tracking_uri(cfg.uri), cfg.experiment or default_experiment
+
+
+def client(uri: str) -> mlflow.MlflowClient:
+    return mlflow.MlflowClient(tracking_uri=uri)
+
+
+def artifact_location(uri: str, name: str) -> Optional[str]:
+    """Beside a sqlite file: `<db folder>/mlartifacts/<experiment>` (absolute, so Ray workers agree)."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///"):]).resolve().parent / "mlartifacts" / name).as_uri()
+    return None  # a tracking server decides
+
+
+def ensure_experiment(uri: str, name: str) -> str:
+    c = client(uri)
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return c.create_experiment(name, artifact_location=artifact_location(uri, name))
+    except mlflow.exceptions.MlflowException:  # created by a concurrent process meanwhile
+        return c.get_experiment_by_name(name).experiment_id
+
+
+def find_run(uri: str, experiment_id: str, tags: dict[str, str]) -> Optional[mlflow.entities.Run]:
+    """The newest run whose tags all match, or None."""
+    query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+    runs = client(uri).search_runs([experiment_id], filter_string=query, order_by=["attributes.start_time DESC"],
+                                   max_results=1)
+    return runs[0] if runs else None
+
+
+def is_finished(run: Optional[mlflow.entities.Run]) -> bool:
+    return run is not None and run.info.status == RunStatus.to_string(RunStatus.FINISHED)
+
+
+def open_run(uri: str, experiment_id: str, name: str, tags: dict[str, str], match: tuple[str, ...]) -> str:
+    """Reuse the unfinished run whose `match` tags agree (a resumed or retried trial), or start one."""
+    c = client(uri)
+    previous = find_run(uri, experiment_id, {k: tags[k] for k in match})
+    if previous is not None and not is_finished(previous):
+        c.update_run(previous.info.run_id, status="RUNNING")
+        return previous.info.run_id
+    return c.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+
+
+def log_params(uri: str, run_id: str, params: dict[str, Any]) -> None:
+    """Log params once; on a resumed run the already-logged ones are skipped (MLflow refuses changes)."""
+    from mlflow.entities import Param
+
+    c = client(uri)
+    logged = c.get_run(run_id).data.params
+    fresh = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items() if k not in logged]
+    for start in range(0, len(fresh), 100):
+        c.log_batch(run_id, params=fresh[start:start + 100])
+
+
+def log_metrics(uri: str, run_id: str, metrics: dict[str, float], step: int) -> None:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    batch = [Metric(k, float(v), now, step) for k, v in metrics.items()
+             if isinstance(v, (int, float)) and not math.isnan(float(v))]
+    client(uri).log_batch(run_id, metrics=batch)

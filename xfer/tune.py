@@ -1,0 +1,82 @@
+"""The study as a Ray Tune grid (init × model × n × seed): resources, retries, checkpoints, resume."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import ray
+import torch
+from ray import tune
+
+from xfer.config import InitConfig, StudyConfig
+from xfer.trial import TrialSpec, run_trial
+
+STATE_FILE = "trial_state.pt"
+
+
+def connect(address: Optional[str]) -> None:
+    """Join the Ray cluster at `address` (or RAY_ADDRESS); otherwise start a local Ray."""
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(include_dashboard=False, log_to_driver=True)
+
+
+def _trainable(config: dict, study: StudyConfig, inits: dict, uri: str, experiment_id: str,
+               parent_run_id: Optional[str], checkpoint_every: int) -> None:
+    """Tune function trainable: one trial, reporting every epoch and checkpointing for resume."""
+    torch.set_num_threads(max(int(study.resources.cpu), 1))
+    spec = TrialSpec(inits[config["init"], config["model"]], config["model"], config["n_per_class"], config["seed"])
+    resume = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            resume = torch.load(Path(d) / STATE_FILE, weights_only=True)
+
+    def on_epoch(epoch: int, metrics: dict, state) -> None:
+        if checkpoint_every and epoch % checkpoint_every == 0:
+            with tempfile.TemporaryDirectory() as d:
+                torch.save(state(), Path(d) / STATE_FILE)
+                tune.report(dict(metrics, epoch=epoch), checkpoint=tune.Checkpoint.from_directory(d))
+        else:
+            tune.report(dict(metrics, epoch=epoch))
+
+    final = run_trial(study, spec, uri, experiment_id, parent_run_id, on_epoch, resume)
+    tune.report({k: v for k, v in final.items() if isinstance(v, (int, float))} | {"trial_done": 1})
+
+
+def param_space(study: StudyConfig) -> dict:
+    t = study.trials
+    return {"init": tune.grid_search([i.name for i in t.init]), "model": tune.grid_search(list(t.models)),
+            "n_per_class": tune.grid_search(list(t.n_per_class)), "seed": tune.grid_search(list(t.seeds))}
+
+
+def run_grid(study: StudyConfig, inits: dict[tuple[str, str], InitConfig], uri: str, experiment_id: str,
+             parent_run_id: Optional[str], resume: bool, checkpoint_every: int = 5) -> tune.ResultGrid:
+    """Run every trial through `Tuner`; with `resume`, restore the interrupted Tune experiment."""
+    storage = Path(study.ray.storage_path or study.output_path / "ray").resolve()
+    trainable = tune.with_resources(
+        tune.with_parameters(_trainable, study=study, inits=inits, uri=uri, experiment_id=experiment_id,
+                             parent_run_id=parent_run_id, checkpoint_every=checkpoint_every),
+        {"cpu": study.resources.cpu, "gpu": study.resources.gpu})
+    path = storage / study.name
+    if resume and tune.Tuner.can_restore(str(path)):
+        print(f"[xfer] resuming Tune experiment {path}", flush=True)
+        tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        if path.exists():  # finished trials live in MLflow; a fresh run starts Tune's state afresh
+            shutil.rmtree(path)
+        tuner = tune.Tuner(
+            trainable,
+            param_space=param_space(study),
+            tune_config=tune.TuneConfig(max_concurrent_trials=study.ray.max_concurrent),
+            run_config=tune.RunConfig(name=study.name, storage_path=str(storage), verbose=1,
+                                      failure_config=tune.FailureConfig(max_failures=study.ray.max_failures),
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+    return tuner.fit()
