@@ -1,0 +1,86 @@
+"""`python -m xfer.predict RUN_ID_OR_CHECKPOINT IMAGES... [--out predictions.csv]`: classify new images."""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+from typing import Iterable, Optional
+
+import numpy as np
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm", ".bmp", ".tif", ".tiff"}
+
+
+def expand_inputs(inputs: Iterable[str]) -> list[Path]:
+    """Files as given; folders become their image files (sorted), for unlabeled inference."""
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files.extend(sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            files.append(item)
+    return files
+
+
+def predict_files(model, meta: dict, files: list[Path]) -> tuple[list[tuple[Path, np.ndarray]], list[tuple[Path, str]]]:
+    """(path, class probabilities) per readable file, and (path, error) per file that could not be read."""
+    from xfer.data.images import read_image_resized
+    from xfer.train import pick_device, predict_probs
+
+    size, channels = int(meta["image_size"]), int(meta.get("in_channels", 1))
+    good, errors, images = [], [], []
+    for path in files:
+        try:
+            images.append(read_image_resized(str(path), size, channels))
+            good.append(path)
+        except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
+            errors.append((path, str(e)))
+    if not images:
+        return [], errors
+    device = pick_device()
+    probs = predict_probs(model.to(device), np.stack(images), meta["normalization"], device)
+    return list(zip(good, probs)), errors
+
+
+def write_csv(out: Path, classes: list[str], rows: list[tuple[Path, np.ndarray]],
+              errors: list[tuple[Path, str]]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "prediction", *[f"prob_{c}" for c in classes], "error"])
+        for path, p in rows:
+            writer.writerow([path, classes[int(np.argmax(p))], *[f"{v:.6f}" for v in p], ""])
+        for path, message in errors:
+            writer.writerow([path, "", *[""] * len(classes), message])
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m xfer.predict", description=__doc__)
+    parser.add_argument("trial", help="an MLflow run id of a trial, or a checkpoint file")
+    parser.add_argument("images", nargs="+", help="image files (PNG/JPEG/DICOM) or folders of them")
+    parser.add_argument("--out", type=Path, help="write predictions to this CSV")
+    parser.add_argument("--gradcam", type=Path, help="write Grad-CAM overlays into this folder")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./mlflow.db)")
+    args = parser.parse_args(argv)
+
+    from xfer.checkpoint import load_trial
+
+    model, meta = load_trial(args.trial, args.tracking_uri)
+    classes = list(meta["classes"])
+    rows, errors = predict_files(model, meta, expand_inputs(args.images))
+    for path, p in rows:
+        print(f"{path}\t{classes[int(np.argmax(p))]}\t" + "\t".join(f"{c}={v:.3f}" for c, v in zip(classes, p)))
+    for path, message in errors:
+        print(f"error: {path}: {message}", file=sys.stderr)
+    if args.out:
+        write_csv(args.out, classes, rows, errors)
+    if args.gradcam and rows:
+        from xfer.explain import write_explanations
+
+        write_explanations(model, meta, [p for p, _ in rows], args.gradcam)
+    return 0 if rows else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
