@@ -75,7 +75,7 @@ def run_grid(study: StudyConfig, inits: dict[tuple[str, str], InitConfig], uri: 
         tuner = tune.Tuner(
             trainable,
             param_space=param_space(study),
-            tune_config=tune.TuneConfig(max_concurrent_trials=study.ray.max_concurrent),
+            tune_config=tune.TuneConfig(max_concurrent_trials=study.ray.max_concurrent, reuse_actors=True),
             run_config=tune.RunConfig(name=study.name, storage_path=str(storage), verbose=1,
                                       failure_config=tune.FailureConfig(max_failures=study.ray.max_failures),
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))

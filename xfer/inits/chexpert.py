@@ -1,0 +1,16 @@
+"""`chexpert`: copy chest X-ray-pretrained weights (torchxrayvision's CheXpert DenseNet by default)."""
+from __future__ import annotations
+
+from typing import Optional
+
+from torch import nn
+
+from xfer.inits import INITS, InitInfo
+from xfer.inits.transfer import transfer
+from xfer.inits.weights import source_for
+
+
+@INITS.register("chexpert")
+def chexpert_init(model: nn.Module, model_name: str, source: Optional[str], in_channels: int) -> InitInfo:
+    """Default source xrv:densenet121-res224-chex (DenseNet-121 models); otherwise an X-ray stage checkpoint."""
+    return transfer(model, model_name, source_for(model_name, source, "xray"))[0]

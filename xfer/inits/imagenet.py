@@ -1,0 +1,16 @@
+"""`imagenet`: copy ImageNet-pretrained weights (published by default) into the backbone."""
+from __future__ import annotations
+
+from typing import Optional
+
+from torch import nn
+
+from xfer.inits import INITS, InitInfo
+from xfer.inits.transfer import transfer
+from xfer.inits.weights import source_for
+
+
+@INITS.register("imagenet")
+def imagenet_init(model: nn.Module, model_name: str, source: Optional[str], in_channels: int) -> InitInfo:
+    """Default source: the model's published ImageNet weights (torchvision IMAGENET1K_V1 / timm default tag)."""
+    return transfer(model, model_name, source_for(model_name, source, "imagenet"))[0]
