@@ -63,7 +63,7 @@ def test_missing_required_field_and_wrong_shape():
 def test_malformed_yaml_file_names_the_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed\n")
-    with pytest.raises(ConfigError, match="bad.yaml.*not valid YAML"):
+    with pytest.raises(ConfigError, match="(?s)bad.yaml.*not valid YAML"):
         load_study(bad)
     with pytest.raises(ConfigError, match="file not found"):
         load_study(tmp_path / "absent.yaml")

@@ -264,8 +264,6 @@ def _to_dataclass(raw: Any, cls: type, path: str, problems: list[str]) -> Any:
             kwargs[name] = _convert(raw[name], hints[name], f"{prefix}{name}", problems)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             problems.append(f"{prefix}{name}: required field is missing")
-    if any(p.startswith(prefix) for p in problems) and path == "":
-        pass
     try:
         return cls(**kwargs)
     except TypeError:

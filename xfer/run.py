@@ -29,6 +29,29 @@ def run_stage_file(path: Path) -> Path:
     return Path(checkpoint)
 
 
+def missing_published_weights(study: StudyConfig) -> list[str]:
+    """Pre-flight: every published weight file the trials need must be in its library's cache."""
+    from xfer.inits.published import PUBLISHERS, published_weights
+    from xfer.inits.weights import source_for
+
+    problems = []
+    for i, init in enumerate(study.trials.init):
+        source = init.source or ""
+        if init.strategy == "random" or source.startswith("stage:") or (source and source.split(":")[0] not in PUBLISHERS):
+            continue
+        for model in study.trials.models:
+            try:
+                weights = published_weights(source_for(model, init.source, "xray" if init.strategy == "chexpert" else "imagenet"))
+            except (ValueError, KeyError) as e:
+                problems.append(f"trials.init[{i}].source (model {model}): {e}")
+                continue
+            if not weights.cache_path.is_file():
+                problems.append(f"trials.init[{i}].source (model {model}): weight file {weights.file} is missing; "
+                                f"searched {weights.cache_path}; fetch it with `xfer weights fetch {weights.source}` "
+                                f"when online, or copy it there")
+    return problems
+
+
 def study_run_id(uri: str, experiment_id: str, study: StudyConfig, resume: bool) -> str:
     """The parent 'study' run: reused on --resume, else a new one."""
     tags = {"xfer.kind": "study", "xfer.study": study.name}
@@ -47,6 +70,9 @@ def run_study(path: Path, resume: bool = False, report: bool = True) -> dict:
     study = load_study(path)
     study = dataclasses.replace(study, data=absolutize(study.data, path.parent),
                                 output_dir=str(study.output_path.resolve()))
+    missing = missing_published_weights(study)
+    if missing:
+        raise ConfigError(str(path), missing)
     uri, experiment = track.tracking_for(study.tracking, study.name)
     out = study.output_path
     out.mkdir(parents=True, exist_ok=True)

@@ -146,11 +146,12 @@ def fit(model: nn.Module, model_name: str, images_at: Callable[[int], np.ndarray
         history.append(metrics)
 
         def state(epoch=epoch) -> dict:
-            return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            """A snapshot to resume from after `epoch` (a copy: training goes on mutating the originals)."""
+            return copy.deepcopy({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
                     "torch_rng": torch.get_rng_state(), "generator_rng": generator.get_state(), "epoch": epoch,
                     "best_state": best_state, "best_val_auc": best_auc, "best_epoch": best_epoch,
-                    "bad_epochs": bad_epochs, "history": history}
+                    "bad_epochs": bad_epochs, "history": history})
 
         if on_epoch is not None:
             on_epoch(epoch, metrics, state)
