@@ -70,5 +70,5 @@ def test_stage_ran_once_and_is_reused(smoke):
 
 def test_report_written(smoke):
     _, _, tmp, _, _ = smoke
-    report = tmp / "out" / "report.html"
+    report = tmp / "out" / "report" / "report.html"
     assert report.exists() and report.stat().st_size > 1000

@@ -1,6 +1,7 @@
 """Checkpoint files: a state dict plus the metadata needed to rebuild and preprocess for the model."""
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -29,19 +30,22 @@ def read_checkpoint(path: Path) -> tuple[dict, dict]:
     return blob, {}
 
 
-def _checkpoint_path(run_id_or_path: str, tracking_uri: Optional[str]) -> Path:
+def read_trial_checkpoint(run_id_or_path: str, tracking_uri: Optional[str]) -> tuple[dict, dict]:
+    """(state_dict, meta) from a checkpoint file, or from an MLflow run's artifact (downloaded to a temp dir)."""
     if Path(run_id_or_path).exists():
-        return Path(run_id_or_path)
+        return read_checkpoint(Path(run_id_or_path))
     import mlflow
 
     from xfer.track import resolve_tracking_uri
 
     client = mlflow.MlflowClient(resolve_tracking_uri(tracking_uri))
-    try:
-        return Path(client.download_artifacts(run_id_or_path, CHECKPOINT_ARTIFACT))
-    except Exception as e:  # noqa: BLE001 - MLflow raises several types for a missing run/artifact
-        raise FileNotFoundError(f"{run_id_or_path!r} is neither a checkpoint file nor an MLflow run with "
-                                f"artifact {CHECKPOINT_ARTIFACT} in {client.tracking_uri}: {e}") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run_id_or_path, CHECKPOINT_ARTIFACT, tmp)
+        except Exception as e:  # noqa: BLE001 - MLflow raises several types for a missing run/artifact
+            raise FileNotFoundError(f"{run_id_or_path!r} is neither a checkpoint file nor an MLflow run with "
+                                    f"artifact {CHECKPOINT_ARTIFACT} in {client.tracking_uri}: {e}") from None
+        return read_checkpoint(Path(path))
 
 
 def model_from_meta(meta: dict) -> nn.Module:
@@ -52,7 +56,7 @@ def model_from_meta(meta: dict) -> nn.Module:
 
 def load_trial(run_id_or_path: str, tracking_uri: Optional[str] = None) -> tuple[nn.Module, dict]:
     """A trained trial's model (eval mode) and its metadata, from an MLflow run id or a checkpoint path."""
-    state_dict, meta = read_checkpoint(_checkpoint_path(run_id_or_path, tracking_uri))
+    state_dict, meta = read_trial_checkpoint(run_id_or_path, tracking_uri)
     if not meta:
         raise ValueError(f"{run_id_or_path}: a plain state dict has no metadata; expected an xfer checkpoint")
     model = model_from_meta(meta)

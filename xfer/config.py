@@ -143,6 +143,7 @@ class AnalysisConfig:
     cka_images: int = 32
     explain_images: int = 4
     shortcut_probe: bool = False
+    equivalence_margin: float = 0.05  # AUC difference read as "comparable" (H5) / "not worse" (H4 grayscale)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Analysis of a finished study: statistics, hypothesis tests, model probes, figures."""

@@ -1,0 +1,159 @@
+"""Turn a finished analysis into report.html, its PNG figures and CSV tables in one folder."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from xfer.analysis import figures, html
+from xfer.analysis.collect import StudyRuns, n_order, sort_by_n
+from xfer.analysis.convergence import convergence_table
+from xfer.analysis.hypotheses import CLAIMS, Verdict, verdict_table
+from xfer.analysis.images import AnalysisImages
+from xfer.analysis.probes import ProbeResults
+from xfer.analysis.shortcut import WARN_AUC, ShortcutResult
+
+
+@dataclass
+class Analysis:
+    """Everything the report shows; `notes` say why a section has nothing (missing inputs)."""
+
+    study: StudyRuns
+    trials: pd.DataFrame  # finished trials with epochs_to_* columns
+    verdicts: list[Verdict]
+    ensembles: pd.DataFrame
+    confusion: dict[str, np.ndarray]
+    probes: ProbeResults | None = None
+    images: AnalysisImages | None = None
+    shortcut: ShortcutResult | None = None
+    notes: dict[str, str] = field(default_factory=dict)
+    margin: float = 0.05  # AnalysisConfig.equivalence_margin
+
+
+def auc_summary(trials: pd.DataFrame) -> pd.DataFrame:
+    """Test and best validation AUC, mean ± SD over seeds, per init, model and n."""
+    g = trials.groupby(["init", "model", "n_per_class"])
+    out = pd.DataFrame({"test_auc_mean": g["test_auc"].mean(), "test_auc_sd": g["test_auc"].std(),
+                        "best_val_auc_mean": g["best_val_auc"].mean(), "seeds": g.size()}).reset_index()
+    return sort_by_n(out)
+
+
+def per_class_table(trials: pd.DataFrame, classes: tuple[str, ...]) -> pd.DataFrame:
+    """One row per trial: test precision, recall, F1 and one-vs-rest AUC of every class."""
+    metrics = ("precision", "recall", "f1", "auc")
+    rows = [{"trial": t["trial_key"], **{f"{c} {m}": t.get(f"test_{m}_{c}", np.nan) for c in classes for m in metrics}}
+            for _, t in trials.sort_values("trial_key").iterrows()]
+    return pd.DataFrame(rows)
+
+
+def confusion_tables(trials: pd.DataFrame, confusion: dict[str, np.ndarray], classes: tuple[str, ...]) -> str:
+    parts = []
+    for _, t in trials.sort_values("trial_key").iterrows():
+        if t["run_id"] in confusion:
+            frame = pd.DataFrame(confusion[t["run_id"]], index=[f"true {c}" for c in classes],
+                                 columns=[f"predicted {c}" for c in classes]).reset_index(names="")
+            parts.append(f"<h4>{escape(t['trial_key'])}</h4>{html.table(frame)}")
+    return html.details(f"Confusion matrices of {len(parts)} trials (rows: true class)", "".join(parts))
+
+
+def shortcut_part(result: ShortcutResult | None, why_missing: str) -> str:
+    if result is None:
+        return html.note(why_missing)
+    counts = pd.DataFrame(result.counts).T.reset_index(names="source")
+    text = (f"Predicting the source dataset ({', '.join(result.sources)}) from the image alone: "
+            f"test AUC {result.source_auc:.3f} on {result.n_test} images ({result.reason}).")
+    if not result.applicable:
+        return html.note(f"Shortcut probe not applicable: {result.reason}.") + html.table(counts)
+    verdict = (html.warning(f"{text} The source is predictable (AUC ≥ {WARN_AUC}); where classes come from "
+                            "different sources, the model may learn the source instead of the disease "
+                            "(the COVIDx critique).") if result.warning else html.paragraph(text))
+    return verdict + html.paragraph("Images per source and class:") + html.table(counts)
+
+
+def render_figures(a: Analysis, folder: Path) -> dict[str, Path | None]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Path | None] = {
+        "curves": figures.learning_curves(a.study.histories, a.trials, folder / "learning_curves.png"),
+        "auc_vs_n": figures.auc_vs_n(a.trials, folder / "auc_vs_n.png"),
+        "cka": None, "gradcam": None, "tsne": None}
+    p, images = a.probes, a.images
+    if p is not None and not p.cka.empty:
+        out["cka"] = figures.cka_by_depth(p.cka, folder / "cka_by_depth.png")
+    if p is not None and p.gradcam and images is not None:
+        out["gradcam"] = figures.gradcam_grid(images.test_images[images.explain], images.test_labels[images.explain],
+                                              p.gradcam, p.probs, a.study.classes, folder / "gradcam_grid.png")
+    if p is not None and p.tsne and images is not None:
+        out["tsne"] = figures.tsne_panels(p.tsne, images.test_labels, a.study.classes, folder / "tsne.png")
+    return out
+
+
+def write_report(a: Analysis, folder: Path) -> Path:
+    """Write figures/*.png, tables/*.csv and report.html into `folder`; returns the HTML path."""
+    figs = render_figures(a, folder / "figures")
+    tables = {"verdicts": verdict_table(a.verdicts), "auc": auc_summary(a.trials),
+              "convergence": convergence_table(a.trials), "ensembles": a.ensembles,
+              "per_class": per_class_table(a.trials, a.study.classes),
+              "model_cost": a.probes.cost if a.probes else pd.DataFrame(),
+              "cka": a.probes.cka if a.probes else pd.DataFrame()}
+    (folder / "tables").mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        frame.to_csv(folder / "tables" / f"{name}.csv", index=False)
+    s, t = a.study, a.trials
+    why = a.notes.get("probes", "no trained-model probes were run")
+    verdicts = tables["verdicts"].drop(columns=["claim", "level"], errors="ignore")
+    body = [
+        html.paragraph(f"Experiment {s.experiment!r} at {s.tracking_uri}; {len(t)} finished trials, "
+                       f"{len(s.failed)} not finished. Inits: {', '.join(sorted(t['init'].unique()))}; models: "
+                       f"{', '.join(sorted(t['model'].unique()))}; n per class: "
+                       f"{', '.join(sorted(t['n_per_class'].unique(), key=n_order))}; seeds: "
+                       f"{', '.join(map(str, sorted(t['seed'].unique())))}. Built "
+                       f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC."),
+        html.warning("the source dataset is predictable from the image (see Shortcut probe).")
+        if a.shortcut is not None and a.shortcut.warning else "",
+        html.section("Hypotheses (Transfusion, Raghu et al. 2019)",
+                     html.paragraph("Effects are means of paired differences (same model, n and seed unless "
+                                    "stated; H6 pairs a trial's lower and upper blocks) with Cohen's d_z and a "
+                                    "95% percentile-bootstrap CI "
+                                    f"({len(a.verdicts)} comparisons). Margins: ±{a.margin} "
+                                    "AUC for 'comparable' and 'not worse'."),
+                     "".join(f"<p><b>{h}</b>: {escape(c)}</p>" for h, c in CLAIMS.items()),
+                     html.table(verdicts, row_class="verdict")),
+        html.section("Learning curves", html.figure(figs["curves"], "Validation AUC vs epoch, mean ± SD over "
+                                                    "seeds, one panel per n per class", folder)),
+        html.section("AUC vs n", html.figure(figs["auc_vs_n"], "Test AUC vs images per class, mean ± SD over seeds",
+                                             folder), html.table(tables["auc"])),
+        html.section("Convergence", html.paragraph("Epochs until validation AUC first reaches 90% / 95% of the "
+                                                   "run's final (best-checkpoint) value, mean and SD over seeds."),
+                     html.table(tables["convergence"])),
+        html.section("Feature reuse: CKA by depth",
+                     html.figure(figs["cka"], "Linear CKA between each block's activations before and after "
+                                 "fine-tuning, on a fixed validation batch" if figs["cka"] else why, folder),
+                     html.details(f"{len(a.probes.skipped)} trial(s) not fully probed",
+                                  "".join(html.paragraph(line) for line in a.probes.skipped))
+                     if a.probes is not None and a.probes.skipped else ""),
+        html.section("Grad-CAM", html.figure(figs["gradcam"], "Grad-CAM of the true class at the last convolutional "
+                                             "block, same test images for every init / model (best trial at the "
+                                             "largest n)" if figs["gradcam"] else why, folder)),
+        html.section("t-SNE of penultimate features",
+                     html.figure(figs["tsne"], "Test images, coloured by true class" if figs["tsne"] else why, folder)),
+        html.section("Ensembles", html.paragraph("Best-validation trial of each init × model per n, averaged and "
+                                                 "weighted by validation AUC above chance; same test split."),
+                     html.table(tables["ensembles"]) if not a.ensembles.empty
+                     else html.note("fewer than two strategy / model bests at every n")),
+        html.section("Model size and speed",
+                     html.paragraph("Parameters, and the median wall time of 5 forward passes over one batch of "
+                                    "test images, per image, on the machine that built this report."),
+                     html.table(tables["model_cost"]) if a.probes else html.note(why)),
+        html.section("Per-class metrics", html.table(tables["per_class"]),
+                     confusion_tables(t, a.confusion, s.classes)),
+        html.section("Shortcut probe", shortcut_part(a.shortcut, a.notes.get(
+            "shortcut", "not run; set analysis.shortcut_probe: true in the study to run it"))),
+        html.section("Unfinished trials", html.table(s.failed) if len(s.failed) else html.note("none")),
+    ]
+    path = folder / "report.html"
+    path.write_text(html.page(f"xfer study report: {s.experiment}", *body))
+    return path

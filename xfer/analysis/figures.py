@@ -1,0 +1,130 @@
+"""The report's figures (matplotlib, Agg backend): curves, AUC vs n, CKA by depth, Grad-CAM grid, t-SNE."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
+import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from xfer.analysis.collect import n_order  # noqa: E402
+
+DPI = 110
+
+
+def _grid(count: int, width: float = 4.2, height: float = 3.3, columns: int = 3):
+    cols = max(1, min(columns, count))
+    rows = max(1, -(-count // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in axes.flat[count:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:count])
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def _band(ax, x, values: pd.DataFrame, label: str, bounds: tuple[float, float] = (0.0, 1.0)) -> None:
+    """Mean line with a ±1 SD band over seeds (columns of `values` are x positions), clipped to the metric's range."""
+    mean, sd = values.mean(0).to_numpy(), values.std(0).fillna(0).to_numpy()
+    line, = ax.plot(x, mean, marker="o", markersize=3, label=label)
+    ax.fill_between(x, np.clip(mean - sd, *bounds), np.clip(mean + sd, *bounds), color=line.get_color(), alpha=0.2)
+
+
+def curve_label(init: str, model: str, several_models: bool) -> str:
+    return f"{init} / {model}" if several_models else init
+
+
+def learning_curves(histories: pd.DataFrame, trials: pd.DataFrame, path: Path, metric: str = "val_auc") -> Path:
+    """Validation AUC vs epoch, mean ± SD over seeds, one panel per n_per_class, one line per init (× model)."""
+    h = histories[histories["metric"] == metric].merge(trials[["run_id", "init", "model", "n_per_class"]], on="run_id")
+    several = trials["model"].nunique() > 1
+    ns = sorted(trials["n_per_class"].unique(), key=n_order)
+    fig, axes = _grid(len(ns))
+    for ax, n in zip(axes, ns):
+        for (init, model), g in h[h["n_per_class"] == n].groupby(["init", "model"]):
+            table = g.pivot_table(index="run_id", columns="epoch", values="value")
+            _band(ax, table.columns.to_numpy(), table, curve_label(init, model, several))
+        ax.set(title=f"n = {n} per class", xlabel="epoch", ylabel=metric.replace("_", " "))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def auc_vs_n(trials: pd.DataFrame, path: Path, metric: str = "test_auc") -> Path:
+    """Test AUC vs n per class (mean ± SD over seeds), one line per init, one panel per model."""
+    ns = sorted(trials["n_per_class"].unique(), key=n_order)
+    models = sorted(trials["model"].unique())
+    fig, axes = _grid(len(models))
+    for ax, model in zip(axes, models):
+        for init, g in trials[trials["model"] == model].groupby("init"):
+            table = g.pivot_table(index="seed", columns="n_per_class", values=metric).reindex(columns=ns)
+            _band(ax, np.arange(len(ns)), table, init)
+        ax.set_xticks(np.arange(len(ns)), [str(n) for n in ns])
+        ax.set(title=model, xlabel="images per class (n)", ylabel=metric.replace("_", " "))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def cka_by_depth(cka: pd.DataFrame, path: Path) -> Path:
+    """CKA(initial, fine-tuned) per block by depth, mean ± SD over trials at each model's largest n."""
+    models = sorted(cka["model"].unique())
+    fig, axes = _grid(len(models), width=5.0)
+    for ax, model in zip(axes, models):
+        c = cka[cka["model"] == model]
+        largest = max(c["n_per_class"].unique(), key=n_order)
+        c = c[c["n_per_class"] == largest]
+        for init, g in c.groupby("init"):
+            table = g.pivot_table(index="run_id", columns="depth", values="cka")
+            _band(ax, table.columns.to_numpy(), table, init)
+        blocks = c.drop_duplicates("depth").sort_values("depth")
+        ax.set_xticks(blocks["depth"], blocks["block"], rotation=60, ha="right", fontsize=7)
+        ax.set(title=f"{model}, n = {largest}", xlabel="block (input → output)", ylabel="linear CKA", ylim=(0, 1.05))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def gradcam_grid(images: np.ndarray, labels: np.ndarray, cams: dict[str, np.ndarray], probs: dict[str, np.ndarray],
+                 classes: tuple[str, ...], path: Path) -> Path:
+    """Rows: the input images, then one row per init / model; columns: the same images; map of the true class."""
+    rows = 1 + len(cams)
+    cols = len(images)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, 2.1 * rows), squeeze=False)
+    extent = (0, images.shape[-1], images.shape[-2], 0)
+    for j, (img, label) in enumerate(zip(images, labels)):
+        axes[0, j].imshow(img.mean(0), cmap="gray", extent=extent)
+        axes[0, j].set_title(f"label: {classes[label]}", fontsize=8)
+        for i, (key, maps) in enumerate(sorted(cams.items()), start=1):
+            axes[i, j].imshow(img.mean(0), cmap="gray", extent=extent)
+            axes[i, j].imshow(maps[j], cmap="jet", alpha=0.45, extent=extent, vmin=0, vmax=1)
+            axes[i, j].set_title(f"p({classes[label]}) = {probs[key][j, label]:.2f}", fontsize=7)
+            if j == 0:
+                axes[i, 0].set_ylabel(key, fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].set_ylabel("input", fontsize=7)
+    return _save(fig, path)
+
+
+def tsne_panels(embeddings: dict[str, np.ndarray], labels: np.ndarray, classes: tuple[str, ...], path: Path) -> Path:
+    """t-SNE of penultimate features, one panel per init / model, coloured by true class."""
+    fig, axes = _grid(len(embeddings), width=3.6, height=3.4)
+    for ax, (key, xy) in zip(axes, sorted(embeddings.items())):
+        for k, name in enumerate(classes):
+            pts = xy[labels == k]
+            ax.scatter(pts[:, 0], pts[:, 1], s=8, alpha=0.7, label=name)
+        ax.set(title=key, xticks=[], yticks=[])
+        ax.legend(fontsize=7, markerscale=1.5)
+    return _save(fig, path)

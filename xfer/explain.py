@@ -1,0 +1,80 @@
+"""`python -m xfer.explain RUN_ID IMAGE... --out DIR`: Grad-CAM and gradient saliency of a trained trial."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from xfer.analysis.explain import grad_cam, last_conv_block, saliency  # noqa: E402
+from xfer.analysis.images import model_input  # noqa: E402
+
+
+def explain_image(model: torch.nn.Module, meta: dict, path: str, out_dir: Path,
+                  target: Optional[str] = None) -> Path:
+    """Write `<stem>_explain.png`: input, Grad-CAM and saliency of the target (default: predicted) class."""
+    from xfer.data.images import read_image_resized
+
+    classes = list(meta["classes"])
+    raw = read_image_resized(str(path), int(meta["image_size"]), int(meta.get("in_channels", 1)))[None]
+    x = model_input(raw, meta)[0].to(next(model.parameters()).device)
+    with torch.no_grad():
+        probs = torch.softmax(model(x[None]), 1)[0].cpu().numpy()
+    k = classes.index(target) if target else int(probs.argmax())
+    cam = grad_cam(model, x, k, last_conv_block(model, meta["model"], x))
+    sal = saliency(model, x, k)
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.3))
+    gray = raw[0].mean(0)
+    axes[0].imshow(gray, cmap="gray")
+    axes[0].set_title(Path(path).name, fontsize=8)
+    axes[1].imshow(gray, cmap="gray")
+    axes[1].imshow(cam, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+    axes[1].set_title(f"Grad-CAM: {classes[k]} (p = {probs[k]:.2f})", fontsize=8)
+    axes[2].imshow(sal, cmap="hot")
+    axes[2].set_title("gradient saliency", fontsize=8)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    out = out_dir / f"{Path(path).stem}_explain.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def write_explanations(model: torch.nn.Module, meta: dict, paths: list, out_dir: Path,
+                       target: Optional[str] = None) -> list[Path]:
+    """Explain each image file into `out_dir` (created); returns the PNG paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return [explain_image(model, meta, str(p), out_dir, target) for p in paths]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m xfer.explain", description=__doc__)
+    parser.add_argument("run_id", help="MLflow run id of a finished trial (or a checkpoint file)")
+    parser.add_argument("images", nargs="+", help="image files (PNG, JPEG, DICOM)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the PNGs")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./mlflow.db)")
+    parser.add_argument("--class", dest="target", help="class to explain (default: the predicted class)")
+    args = parser.parse_args(argv)
+    from xfer.checkpoint import load_trial
+
+    model, meta = load_trial(args.run_id, args.tracking_uri)
+    if args.target and args.target not in meta["classes"]:
+        print(f"error: --class {args.target!r} is not one of {meta['classes']}", file=sys.stderr)
+        return 2
+    for png in write_explanations(model, meta, args.images, args.out, args.target):
+        print(png)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""`python -m xfer.report OUTPUT_DIR_OR_EXPERIMENT`: analyse a study's trials from MLflow and write its report."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from xfer.analysis.collect import (StudyRuns, confusion_matrices, load_study_runs, read_csv_artifact,
+                                  read_json_artifact)
+from xfer.analysis.convergence import convergence_epochs
+from xfer.analysis.document import Analysis, write_report
+from xfer.analysis.ensembles import ensemble_table
+from xfer.analysis.hypotheses import evaluate_hypotheses
+from xfer.analysis.images import AnalysisImages, log_analysis_images, read_analysis_images, select_analysis_images
+from xfer.analysis.probes import CKA_COLUMNS, probe_trials
+from xfer.analysis.shortcut import ShortcutResult, shortcut_probe
+from xfer.config import AnalysisConfig, absolutize, load_study
+
+REPORT_ARTIFACTS = "report"
+SHORTCUT_ARTIFACT = "analysis/shortcut_probe.json"
+ANALYSIS_CONFIG_ARTIFACT = "analysis/config.json"
+
+
+def study_run_id(client: MlflowClient, experiment_id: str, experiment: str) -> str:
+    """The newest 'study' run of the experiment (the report's parent), created if the study has none."""
+    runs = client.search_runs([experiment_id], "tags.`xfer.kind` = 'study'", max_results=1,
+                              order_by=["attributes.start_time DESC"])
+    if runs:
+        return runs[0].info.run_id
+    tags = {"xfer.kind": "study", "xfer.study": experiment}
+    return client.create_run(experiment_id, run_name=f"study:{experiment}", tags=tags).info.run_id
+
+
+def study_json(out_dir: Optional[Path]) -> dict:
+    """`<out_dir>/study.json` as written by xfer.run ({} if absent): tracking_uri, experiment, study_file."""
+    info = out_dir / "study.json" if out_dir is not None else None
+    return json.loads(info.read_text()) if info is not None and info.exists() else {}
+
+
+def study_file(out_dir: Optional[Path], client: MlflowClient, run_id: str) -> Optional[Path]:
+    """The study YAML, from `<out_dir>/study.json` or the study run's `study_file` param, if it still exists."""
+    candidates = [study_json(out_dir).get("study_file"), client.get_run(run_id).data.params.get("study_file")]
+    return next((Path(c) for c in candidates if c and Path(c).exists()), None)
+
+
+def prepare_study_data(path: Path):
+    """PreparedData of a study file (images decoded through the shared cache)."""
+    from xfer.data.prepare import prepare_data
+
+    study = load_study(path)
+    return prepare_data(absolutize(study.data, path.parent), path.parent)
+
+
+def probe_inputs(client: MlflowClient, run_id: str, cfg: AnalysisConfig, out_dir: Optional[Path],
+                 notes: dict[str, str]) -> tuple[Optional[AnalysisImages], Optional[ShortcutResult]]:
+    """Probe images and shortcut result stored on the study run; computed from the study's data (and
+    stored) the first time, so later rebuilds need MLflow alone."""
+    images = read_analysis_images(client, run_id)
+    stored = read_json_artifact(client, run_id, SHORTCUT_ARTIFACT)
+    shortcut = ShortcutResult(**{**stored, "sources": tuple(stored["sources"])}) if stored else None
+    if images is not None and (shortcut is not None or not cfg.shortcut_probe):
+        return images, shortcut
+    path = study_file(out_dir, client, run_id)
+    if path is None:
+        if images is None:
+            notes["probes"] = ("no probe images are stored on the study run and the study file is not found; "
+                               "build the report once with the study's output folder (python -m xfer.report "
+                               "OUTPUT_DIR) while its data is present")
+        if cfg.shortcut_probe:
+            notes["shortcut"] = "shortcut probe not stored on the study run and the study file is not found"
+        return images, shortcut
+    data = prepare_study_data(path)
+    if images is None:
+        split = data.split
+        images = select_analysis_images(data.images, data.labels, split.val, split.test, data.classes, cfg)
+        log_analysis_images(client, run_id, images)
+    if cfg.shortcut_probe and shortcut is None:
+        shortcut = shortcut_probe(data, seed=cfg.bootstrap_seed)
+        client.log_dict(run_id, shortcut.to_json(), SHORTCUT_ARTIFACT)
+    return images, shortcut
+
+
+def positive_index(trials: pd.DataFrame, classes: tuple[str, ...]) -> int:
+    """The study's positive class (param data.positive_class), else the last class."""
+    named = trials.get("param.data.positive_class", pd.Series(dtype=str)).dropna()
+    return classes.index(named.iloc[0]) if len(named) and named.iloc[0] in classes else len(classes) - 1
+
+
+def analyse(study: StudyRuns, run_id: str, cfg: AnalysisConfig, out_dir: Optional[Path] = None) -> Analysis:
+    """Everything the report needs, from MLflow (plus the study's data the first time)."""
+    client = MlflowClient(study.tracking_uri)
+    trials = study.trials.merge(convergence_epochs(study.histories), on="run_id", how="left")
+    notes: dict[str, str] = {}
+    images, shortcut = probe_inputs(client, run_id, cfg, out_dir, notes)
+    probes = probe_trials(trials, study.tracking_uri, images, cfg.bootstrap_seed) if images is not None else None
+    cka = probes.cka if probes is not None else pd.DataFrame(columns=CKA_COLUMNS)
+    predictions = {r: p for r in trials["run_id"]
+                   if (p := read_csv_artifact(client, r, "eval/test_predictions.csv")) is not None}
+    ensembles = ensemble_table(trials, predictions, study.classes, positive_index(trials, study.classes))
+    return Analysis(study, trials, evaluate_hypotheses(trials, cka, cfg), ensembles,
+                    confusion_matrices(client, list(trials["run_id"])), probes, images, shortcut, notes,
+                    cfg.equivalence_margin)
+
+
+def settings_for(client: MlflowClient, run_id: str, given: Optional[AnalysisConfig]) -> AnalysisConfig:
+    """Given settings are stored on the study run; without them, the stored ones (else defaults) are used,
+    so a rebuild repeats the study's own analysis."""
+    if given is not None:
+        client.log_dict(run_id, dataclasses.asdict(given), ANALYSIS_CONFIG_ARTIFACT)
+        return given
+    stored = read_json_artifact(client, run_id, ANALYSIS_CONFIG_ARTIFACT)
+    known = {f.name for f in dataclasses.fields(AnalysisConfig)}
+    return AnalysisConfig(**{k: v for k, v in (stored or {}).items() if k in known})
+
+
+def build_report(tracking_uri: str, experiment: str, out_dir: str | Path,
+                 analysis_cfg: Optional[AnalysisConfig] = None, parent_run_id: Optional[str] = None) -> Path:
+    """Analyse the study, write `<out_dir>/report/report.html` (+ figures, tables) and log it under the
+    study run's `report/` artifacts; returns the HTML path."""
+    study = load_study_runs(tracking_uri, experiment)
+    client = MlflowClient(tracking_uri)
+    run_id = parent_run_id or study_run_id(client, study.experiment_id, experiment)
+    analysis = analyse(study, run_id, settings_for(client, run_id, analysis_cfg), Path(out_dir))
+    path = write_report(analysis, Path(out_dir) / REPORT_ARTIFACTS)
+    client.log_artifacts(run_id, str(path.parent), REPORT_ARTIFACTS)
+    return path
+
+
+def resolve_target(target: str, tracking_uri: Optional[str], out: Optional[Path]) -> tuple[str, str, Path]:
+    """(tracking URI, experiment, output folder) from a study output folder or an experiment name."""
+    from xfer.track import resolve_tracking_uri
+
+    folder = Path(target)
+    info = study_json(folder)
+    if info:
+        return tracking_uri or info["tracking_uri"], info["experiment"], out or folder
+    if folder.is_dir():
+        raise FileNotFoundError(f"{folder} has no study.json; pass a study output folder written by xfer.run "
+                                "or an MLflow experiment name")
+    return resolve_tracking_uri(tracking_uri), target, out or Path("outputs") / target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m xfer.report", description=__doc__)
+    parser.add_argument("target", help="a study output folder (with study.json) or an MLflow experiment name")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: study.json, MLFLOW_TRACKING_URI, "
+                                               "or sqlite:///./mlflow.db)")
+    parser.add_argument("--out", type=Path, help="folder to write report/ into (default: the study's output folder)")
+    args = parser.parse_args(argv)
+    try:
+        uri, experiment, out = resolve_target(args.target, args.tracking_uri, args.out)
+        path = build_report(uri, experiment, out)
+    except (LookupError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
