@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import yaml
+
+from xfer.convert import to_dataclass
 
 
 class ConfigError(ValueError):
@@ -179,102 +179,10 @@ class StageConfig:
     tracking: TrackingConfig = TrackingConfig()
 
 
-# ---------------------------------------------------------------- conversion
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
-
-
-def _convert(value: Any, tp: Any, path: str, problems: list[str]) -> Any:
-    """Convert a YAML value to type `tp`, appending problems (with `path`) instead of raising."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        options = [a for a in args if a is not type(None)]
-        for option in options:
-            trial: list[str] = []
-            out = _convert(value, option, path, trial)
-            if not trial:
-                return out
-        problems.append(f"{path}: expected {' or '.join(_type_name(o) for o in options)}, got {value!r}")
-        return None
-    if origin is Literal:
-        if value not in args:
-            problems.append(f"{path}: {value!r} is not one of {', '.join(map(str, args))}")
-        return value
-    if dataclasses.is_dataclass(tp):
-        return _to_dataclass(value, tp, path, problems)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            problems.append(f"{path}: expected a list, got {value!r}")
-            return ()
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(v, args[0], f"{path}[{i}]", problems) for i, v in enumerate(value))
-        if len(value) != len(args):
-            problems.append(f"{path}: expected {len(args)} items, got {len(value)}")
-            return ()
-        return tuple(_convert(v, a, f"{path}[{i}]", problems) for i, (v, a) in enumerate(zip(value, args)))
-    if origin is dict:
-        if not isinstance(value, dict):
-            problems.append(f"{path}: expected a mapping, got {value!r}")
-            return {}
-        return {str(k): _convert(v, args[1], f"{path}.{k}", problems) for k, v in value.items()}
-    if tp is bool:
-        if not isinstance(value, bool):
-            problems.append(f"{path}: expected true/false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            problems.append(f"{path}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            problems.append(f"{path}: expected a number, got {value!r}")
-            return value
-        return float(value)
-    if tp is str:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            problems.append(f"{path}: expected a string, got {value!r}")
-        return str(value)
-    return value
-
-
-def _to_dataclass(raw: Any, cls: type, path: str, problems: list[str]) -> Any:
-    if not isinstance(raw, dict):
-        problems.append(f"{path or '<top>'}: expected a mapping, got {raw!r}")
-        return None
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    prefix = f"{path}." if path else ""
-    for key in raw:
-        if key not in fields:
-            problems.append(f"{prefix}{key}: unknown key; known: {', '.join(fields)}")
-    kwargs = {}
-    for name, f in fields.items():
-        if name in raw:
-            kwargs[name] = _convert(raw[name], hints[name], f"{prefix}{name}", problems)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            problems.append(f"{prefix}{name}: required field is missing")
-    try:
-        return cls(**kwargs)
-    except TypeError:
-        return None
-
-
 # ---------------------------------------------------------------- validation
 
 
-def _check_names(study_like: Any, path: str, models: tuple[str, ...], inits: tuple[InitConfig, ...],
+def _check_names(path: str, models: tuple[str, ...], inits: tuple[InitConfig, ...],
                  data: DataConfig, base_dir: Path, problems: list[str]) -> None:
     """Check registry names, classes and paths; append problems with field paths."""
     from xfer.data import DATASETS
@@ -336,7 +244,7 @@ def _read_yaml(path: Path) -> dict:
 def parse_study(raw: dict, source: str = "<study>", base_dir: Path = Path(".")) -> StudyConfig:
     """Validate a raw study mapping; raises ConfigError listing every problem."""
     problems: list[str] = []
-    study = _to_dataclass(raw, StudyConfig, "", problems)
+    study = to_dataclass(raw, StudyConfig, "", problems)
     if study is not None and not problems:
         t = study.trials
         for i, n in enumerate(t.n_per_class):
@@ -346,7 +254,7 @@ def parse_study(raw: dict, source: str = "<study>", base_dir: Path = Path(".")) 
             problems.append("trials.init: name at least one strategy")
         if not t.models:
             problems.append("trials.models: name at least one model")
-        _check_names(study, "trials.", t.models, t.init, study.data, base_dir, problems)
+        _check_names("trials.", t.models, t.init, study.data, base_dir, problems)
     if problems:
         raise ConfigError(source, problems)
     return study
@@ -354,9 +262,9 @@ def parse_study(raw: dict, source: str = "<study>", base_dir: Path = Path(".")) 
 
 def parse_stage(raw: dict, source: str = "<stage>", base_dir: Path = Path(".")) -> StageConfig:
     problems: list[str] = []
-    stage = _to_dataclass(raw, StageConfig, "", problems)
+    stage = to_dataclass(raw, StageConfig, "", problems)
     if stage is not None and not problems:
-        _check_names(stage, "", (stage.model,), (stage.init,), stage.data, base_dir, problems)
+        _check_names("", (stage.model,), (stage.init,), stage.data, base_dir, problems)
         problems[:] = [p.replace("models[0]", "model").replace("init[0]", "init") for p in problems]
     if problems:
         raise ConfigError(source, problems)
