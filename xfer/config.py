@@ -173,7 +173,6 @@ class StageConfig:
     model: str = "resnet18"
     init: InitConfig = InitConfig("random")  # source may be stage:OTHER
     train: TrainConfig = TrainConfig()
-    multi_label: bool = False
     description: str = ""
     resources: ResourcesConfig = ResourcesConfig()
     tracking: TrackingConfig = TrackingConfig()

@@ -57,26 +57,34 @@ def param_space(study: StudyConfig) -> dict:
             "n_per_class": tune.grid_search(list(t.n_per_class)), "seed": tune.grid_search(list(t.seeds))}
 
 
+def _storage(study: StudyConfig) -> str:
+    """Tune's storage: a local folder (resolved) or a remote URI such as s3://bucket/xfer, kept as is."""
+    given = study.ray.storage_path
+    if given and "://" in str(given):
+        return str(given)
+    return str(Path(given or study.output_path / "ray").resolve())
+
+
 def run_grid(study: StudyConfig, inits: dict[tuple[str, str], InitConfig], uri: str, experiment_id: str,
              parent_run_id: Optional[str], resume: bool, checkpoint_every: int = 5) -> tune.ResultGrid:
     """Run every trial through `Tuner`; with `resume`, restore the interrupted Tune experiment."""
-    storage = Path(study.ray.storage_path or study.output_path / "ray").resolve()
+    storage = _storage(study)
     trainable = tune.with_resources(
         tune.with_parameters(_trainable, study=study, inits=inits, uri=uri, experiment_id=experiment_id,
                              parent_run_id=parent_run_id, checkpoint_every=checkpoint_every),
         {"cpu": study.resources.cpu, "gpu": study.resources.gpu})
-    path = storage / study.name
-    if resume and tune.Tuner.can_restore(str(path)):
+    path = f"{storage.rstrip('/')}/{study.name}"
+    if resume and tune.Tuner.can_restore(path):
         print(f"[xfer] resuming Tune experiment {path}", flush=True)
-        tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+        tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
     else:
-        if path.exists():  # finished trials live in MLflow; a fresh run starts Tune's state afresh
+        if "://" not in path and Path(path).exists():  # finished trials live in MLflow: start Tune afresh
             shutil.rmtree(path)
         tuner = tune.Tuner(
             trainable,
             param_space=param_space(study),
             tune_config=tune.TuneConfig(max_concurrent_trials=study.ray.max_concurrent, reuse_actors=True),
-            run_config=tune.RunConfig(name=study.name, storage_path=str(storage), verbose=1,
+            run_config=tune.RunConfig(name=study.name, storage_path=storage, verbose=1,
                                       failure_config=tune.FailureConfig(max_failures=study.ray.max_failures),
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
     return tuner.fit()
