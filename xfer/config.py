@@ -26,7 +26,7 @@ class DatasetConfig:
     """One dataset on disk; `layout` picks the reader from `xfer.data.DATASETS`."""
 
     name: str
-    layout: str  # metadata_csv | class_folders | label_csv | npz
+    layout: str  # metadata_csv | class_folders | label_csv | npz | torchxrayvision
     root: str
     images_dir: str = "images"
     metadata: str = "metadata.csv"  # CSV file (metadata_csv, label_csv) or .npz file (npz)
@@ -40,6 +40,7 @@ class DatasetConfig:
     label_map: dict[str, str] = field(default_factory=dict)  # raw label → class; empty: identity
     folders: tuple[str, ...] = ()  # class_folders: sub-folders to read, e.g. [train]; empty: root
     max_per_class: Optional[int] = None  # cap images per class (first N in file order)
+    xrv_class: Optional[str] = None  # torchxrayvision layout: its dataset class, e.g. NIH_Dataset
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,7 @@ def _check_names(path: str, models: tuple[str, ...], inits: tuple[InitConfig, ..
                  data: DataConfig, base_dir: Path, problems: list[str]) -> None:
     """Check registry names, classes and paths; append problems with field paths."""
     from xfer.data import DATASETS
+    from xfer.data.xrv_datasets import IMAGE_COLUMNS
     from xfer.inits import INITS
     from xfer.models import is_known_model, known_models
 
@@ -192,6 +194,9 @@ def _check_names(path: str, models: tuple[str, ...], inits: tuple[InitConfig, ..
         at = f"data.datasets[{i}]"
         if ds.layout not in DATASETS:
             problems.append(f"{at}.layout: unknown dataset layout {ds.layout!r}; known: {DATASETS.known()}")
+        if ds.layout == "torchxrayvision" and ds.xrv_class not in IMAGE_COLUMNS:
+            problems.append(f"{at}.xrv_class: {ds.xrv_class!r} is not a supported torchxrayvision dataset; "
+                            f"supported: {', '.join(IMAGE_COLUMNS)}")
         root = resolve_path(ds.root, base_dir)
         if not root.exists():
             problems.append(f"{at}.root: folder not found: {root}")

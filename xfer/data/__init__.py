@@ -6,6 +6,7 @@ from xfer.data.cache import load_image_array
 from xfer.data.images import UnreadableImageError, read_image, read_image_resized
 from xfer.data.prepare import PreparedData, prepare_data
 from xfer.data.records import DATASETS, Record, SkippedImagesWarning, load_records
+from xfer.data import xrv_datasets  # noqa: F401  (registers the torchxrayvision layout)
 from xfer.data.splits import (PatientLeakError, Split, check_no_patient_in_two_splits, nested_subsets,
                               patient_level_split)
 

@@ -64,7 +64,7 @@ def kermany_patient_id(stem: str) -> str | None:
 # ---------------------------------------------------------------- helpers
 
 
-def _root(ds: DatasetConfig, base_dir: Path) -> Path:
+def dataset_root(ds: DatasetConfig, base_dir: Path) -> Path:
     root = resolve_path(ds.root, base_dir)
     if not root.exists():
         raise FileNotFoundError(f"dataset {ds.name!r}: root {ds.root!r} not found (looked at {root.absolute()} "
@@ -85,7 +85,7 @@ def _class_index(raw: str, ds: DatasetConfig, classes: tuple[str, ...]) -> int |
     return classes.index(name) if raw and name in classes else None
 
 
-def _first_per_class(records: list[Record], max_per_class: int | None) -> list[Record]:
+def first_per_class(records: list[Record], max_per_class: int | None) -> list[Record]:
     """Keep the first `max_per_class` records of each (folder, class), in order."""
     if max_per_class is None:
         return records
@@ -105,7 +105,7 @@ def _first_per_class(records: list[Record], max_per_class: int | None) -> list[R
 @DATASETS.register("metadata_csv")
 def read_metadata_csv(ds: DatasetConfig, classes: tuple[str, ...], base_dir: Path) -> list[Record]:
     """A CSV row per image (covid-chestxray style) with label, patient, view and modality columns."""
-    root = _root(ds, base_dir)
+    root = dataset_root(ds, base_dir)
     csv = root / ds.metadata
     if not csv.exists():
         raise FileNotFoundError(f"dataset {ds.name!r}: metadata file {csv} not found; fix data.datasets[].metadata")
@@ -135,7 +135,7 @@ def read_metadata_csv(ds: DatasetConfig, classes: tuple[str, ...], base_dir: Pat
         patient = row[ds.patient_column.strip()] if ds.patient_column else ""
         records.append(Record(path, label, patient or filename, ds.name))
     warn_skipped("rows whose image file is absent", absent, f"dataset {ds.name!r} ({csv})")
-    return _first_per_class(records, ds.max_per_class)
+    return first_per_class(records, ds.max_per_class)
 
 
 @DATASETS.register("label_csv")
@@ -148,7 +148,7 @@ def read_label_csv(ds: DatasetConfig, classes: tuple[str, ...], base_dir: Path) 
 @DATASETS.register("class_folders")
 def read_class_folders(ds: DatasetConfig, classes: tuple[str, ...], base_dir: Path) -> list[Record]:
     """root/[folder]/CLASS/*.{png,jpg,jpeg,dcm}; patient id from Kermany-style names."""
-    root = _root(ds, base_dir)
+    root = dataset_root(ds, base_dir)
     records = []
     for folder in ds.folders or ("",):
         base = root / folder
@@ -187,12 +187,12 @@ def read_npz(ds: DatasetConfig, classes: tuple[str, ...], base_dir: Path) -> lis
             label = _class_index(str(int(value)), ds, classes)
             if label is not None:
                 records.append(Record(f"{file}{NPZ_SEPARATOR}{split}/{i}", label, f"{split}/{i}", ds.name, split))
-    return _first_per_class(records, ds.max_per_class)
+    return first_per_class(records, ds.max_per_class)
 
 
 def _npz_file(ds: DatasetConfig, base_dir: Path) -> Path:
     """The .npz: root itself, root/metadata, or the only .npz in root."""
-    root = _root(ds, base_dir)
+    root = dataset_root(ds, base_dir)
     if root.is_file():
         return root
     if ds.metadata != "metadata.csv":
