@@ -62,7 +62,9 @@ def plan_stage(name: str, model: Optional[str], dirs: list[Path], _seen: tuple[s
     source = config.init.source or ""
     dep = plan_stage(source[len(STAGE_PREFIX):], config.model, dirs, (*_seen, name)) \
         if source.startswith(STAGE_PREFIX) else None
-    recipe = {k: v for k, v in flatten(config).items() if k not in ("description", "tracking.uri")}
+    # unset values (None, False, empty) are left out, so a new optional field keeps existing caches valid
+    recipe = {k: v for k, v in flatten(config).items()
+              if k not in ("description", "tracking.uri") and not (v is None or v is False or v in ((), {}))}
     blob = json.dumps([recipe, dep.key if dep else None], sort_keys=True, default=str)
     return StageJob(config, dep, hashlib.sha256(blob.encode()).hexdigest()[:16])
 
