@@ -146,7 +146,7 @@ def test_unknown_layout_and_missing_root_say_what_to_fix():
     missing = DataConfig((DatasetConfig("x", "class_folders", "../shared/data/nowhere"),), classes=("a", "b"))
     with pytest.raises(FileNotFoundError, match="nowhere"):
         load_records(missing, Path("."))
-    assert set(DATASETS) == {"metadata_csv", "class_folders", "label_csv", "npz"}
+    assert set(DATASETS) == {"metadata_csv", "class_folders", "label_csv", "npz", "torchxrayvision"}
 
 
 def test_missing_csv_column_lists_the_columns():

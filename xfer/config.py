@@ -62,6 +62,7 @@ class DataConfig:
     channels: int = 1
     split: SplitConfig = SplitConfig()
     cache_dir: str = ".xfer_cache"
+    multi_label: bool = False  # one sigmoid output per class (torchxrayvision datasets; pretraining stages)
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,8 @@ def _check_names(path: str, models: tuple[str, ...], inits: tuple[InitConfig, ..
             problems.append(f"{at}.label_map: maps to {unknown}, which are not in data.classes {list(data.classes)}")
     if len(data.classes) < 2:
         problems.append("data.classes: need at least two classes")
+    if data.multi_label and any(ds.layout != "torchxrayvision" for ds in data.datasets):
+        problems.append("data.multi_label: needs datasets of layout torchxrayvision (they carry per-pathology labels)")
     if data.positive_class is not None and data.positive_class not in data.classes:
         problems.append(f"data.positive_class: {data.positive_class!r} is not in data.classes {list(data.classes)}")
     if data.channels not in (1, 3):
@@ -259,6 +262,8 @@ def parse_study(raw: dict, source: str = "<study>", base_dir: Path = Path(".")) 
         if not t.models:
             problems.append("trials.models: name at least one model")
         _check_names("trials.", t.models, t.init, study.data, base_dir, problems)
+        if study.data.multi_label:
+            problems.append("data.multi_label: studies are single-label; multi-label heads are for pretraining stages")
     if problems:
         raise ConfigError(source, problems)
     return study
@@ -269,6 +274,9 @@ def parse_stage(raw: dict, source: str = "<stage>", base_dir: Path = Path(".")) 
     stage = to_dataclass(raw, StageConfig, "", problems)
     if stage is not None and not problems:
         _check_names("", (stage.model,), (stage.init,), stage.data, base_dir, problems)
+        if stage.data.multi_label and stage.train.sampler == "weighted":
+            problems.append("train.sampler: 'weighted' needs single-label data; with data.multi_label use "
+                            "class_weights (per-class positive weights) instead")
         problems[:] = [p.replace("models[0]", "model").replace("init[0]", "init") for p in problems]
     if problems:
         raise ConfigError(source, problems)

@@ -27,6 +27,19 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, classes: tuple
     return out
 
 
+def multilabel_metrics(targets: np.ndarray, probs: np.ndarray, classes: tuple[str, ...],
+                       prefix: str) -> dict[str, float]:
+    """Per-class AUC over the images whose label is known (not NaN), their macro mean, and the accuracy of
+    probability > 0.5 over all known labels."""
+    known = ~np.isnan(targets)
+    out = {f"{prefix}auc_{c}": _auc_one_vs_rest(targets[known[:, k], k] == 1, probs[known[:, k], k])
+           for k, c in enumerate(classes)}
+    defined = [v for v in out.values() if not np.isnan(v)]
+    out[f"{prefix}auc"] = float(np.mean(defined)) if defined else float("nan")
+    out[f"{prefix}accuracy"] = float(((probs > 0.5) == (targets == 1))[known].mean()) if known.any() else float("nan")
+    return out
+
+
 def per_class_report(labels: np.ndarray, probs: np.ndarray, classes: tuple[str, ...],
                      prefix: str = "test_") -> tuple[dict[str, float], list[list[int]]]:
     """Per-class precision/recall/F1 and the confusion matrix (rows: true class)."""

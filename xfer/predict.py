@@ -39,7 +39,8 @@ def predict_files(model, meta: dict, files: list[Path]) -> tuple[list[tuple[Path
     if not images:
         return [], errors
     device = pick_device()
-    probs = predict_probs(model.to(device), np.stack(images), meta["normalization"], device)
+    probs = predict_probs(model.to(device), np.stack(images), meta["normalization"], device,
+                          multi_label=bool(meta.get("multi_label")))
     return list(zip(good, probs)), errors
 
 

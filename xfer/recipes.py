@@ -64,6 +64,12 @@ def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
+def positive_weights(targets: np.ndarray, num_classes: int) -> torch.Tensor:
+    """Multi-label imbalance: BCE pos_weight = negatives / positives per class, over known targets."""
+    positives, negatives = (targets == 1).sum(0), (targets == 0).sum(0)
+    return torch.tensor(negatives / np.maximum(positives, 1), dtype=torch.float32).reshape(num_classes)
+
+
 def weighted_sampler(labels: np.ndarray, generator: torch.Generator) -> WeightedRandomSampler:
     """Over-sample rare classes so each class is drawn equally often in expectation."""
     counts = np.bincount(labels)

@@ -82,7 +82,7 @@ def train_stage(job: StageJob, source_path: Optional[str], cache_root: Path, uri
     """Train one stage (its dependency's checkpoint already made) and write checkpoint + manifest."""
     from xfer.data.prepare import prepare_data
     from xfer.inits import apply_init
-    from xfer.metrics import classification_metrics
+    from xfer.metrics import classification_metrics, multilabel_metrics
     from xfer.models import build_model
     from xfer.train import fit, pick_device, predict_probs
 
@@ -101,18 +101,23 @@ def train_stage(job: StageJob, source_path: Optional[str], cache_root: Path, uri
         track.log_params(uri, run_id, {**flatten(cfg), "init.resolved_source": info.source,
                                        "init.normalization": info.normalization, "stage_key": job.key})
         train_idx, val_idx = np.asarray(data.split.train), np.asarray(data.split.val)
-        result = fit(model, cfg.model, data.images_at, data.labels, train_idx, val_idx, cfg.train,
+        multi_label = data.targets is not None
+        labels = data.targets if multi_label else data.labels
+        result = fit(model, cfg.model, data.images_at, labels, train_idx, val_idx, cfg.train,
                      cfg.data.image_size, info.normalization, classes, len(classes) - 1, seed,
                      on_epoch=lambda epoch, m, _state: track.log_metrics(uri, run_id, m, step=epoch))
         test_idx = np.asarray(data.split.test)
-        probs = predict_probs(model, data.images_at(cfg.data.image_size)[test_idx], info.normalization, pick_device())
-        final = classification_metrics(data.labels[test_idx], probs, classes, len(classes) - 1, "test_")
+        probs = predict_probs(model, data.images_at(cfg.data.image_size)[test_idx], info.normalization, pick_device(),
+                              multi_label=multi_label)
+        final = multilabel_metrics(labels[test_idx], probs, classes, "test_") if multi_label else \
+            classification_metrics(labels[test_idx], probs, classes, len(classes) - 1, "test_")
         final.update(train_seconds=result.train_seconds, best_epoch=result.best_epoch,
-                     chance_accuracy=float(np.bincount(data.labels[test_idx]).max() / len(test_idx)))
+                     chance_accuracy=chance_accuracy(labels[test_idx]))
         track.log_metrics(uri, run_id, final, step=0)
         meta = {"model": cfg.model, "num_classes": len(classes), "in_channels": channels, "classes": list(classes),
                 "image_size": cfg.data.image_size, "normalization": info.normalization, "stage": cfg.stage,
-                "stage_key": job.key, "seed": seed, "strategy": cfg.init.strategy, "source": init.source or ""}
+                "stage_key": job.key, "seed": seed, "strategy": cfg.init.strategy, "source": init.source or "",
+                "multi_label": multi_label}
         save_checkpoint(out / "checkpoint.pt", result.best_state, meta)
         manifest = {"stage": cfg.stage, "model": cfg.model, "key": job.key, "source": info.source,
                     "data": [d.root for d in cfg.data.datasets], "classes": list(classes),
@@ -126,6 +131,15 @@ def train_stage(job: StageJob, source_path: Optional[str], cache_root: Path, uri
     except BaseException:
         track.client(uri).set_terminated(run_id, "FAILED")
         raise
+
+
+def chance_accuracy(labels: np.ndarray) -> float:
+    """Accuracy of always answering the majority: per image, or per known label when multi-label."""
+    if labels.ndim == 1:
+        return float(np.bincount(labels).max() / len(labels))
+    known = ~np.isnan(labels)
+    positives = (labels == 1).sum(0)
+    return float(np.maximum(positives, known.sum(0) - positives).sum() / max(known.sum(), 1))
 
 
 def _stage_task(job: StageJob, source_path: Optional[str], cache_root: str, uri: str, experiment_id: str,

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from xfer import recipes
 from xfer.config import TrainConfig
 from xfer.data.normalize import normalize
-from xfer.metrics import classification_metrics
+from xfer.metrics import classification_metrics, multilabel_metrics
 
 EpochHook = Callable[[int, dict, Callable[[], dict]], None]
 
@@ -47,16 +47,36 @@ def _to_input(batch: torch.Tensor, normalization: str, device: torch.device) -> 
 
 @torch.no_grad()
 def predict_probs(model: nn.Module, images: np.ndarray, normalization: str, device: torch.device,
-                  batch_size: int = 64) -> np.ndarray:
-    """Softmax probabilities for uint8 images (N,C,H,W)."""
+                  batch_size: int = 64, multi_label: bool = False) -> np.ndarray:
+    """Class probabilities for uint8 images (N,C,H,W): softmax, or one sigmoid per class if multi-label."""
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
         x = _to_input(torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])), normalization, device)
         with _autocast(device):
             logits = model(x)
-        out.append(torch.softmax(logits.float(), 1).cpu().numpy())
+        out.append((torch.sigmoid(logits.float()) if multi_label else torch.softmax(logits.float(), 1)).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def _loss(logits: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor], smoothing: float,
+          multi_label: bool) -> torch.Tensor:
+    """Cross-entropy on (soft) one-hot targets; multi-label: BCE over the known (non-NaN) targets only."""
+    if not multi_label:
+        return F.cross_entropy(logits, target, weight=weight, label_smoothing=smoothing)
+    known = ~torch.isnan(target)
+    target = target.nan_to_num(0) * (1 - smoothing) + smoothing / 2
+    return F.binary_cross_entropy_with_logits(logits, target, pos_weight=weight, reduction="none")[known].mean()
+
+
+def _probs_loss(probs: np.ndarray, labels: np.ndarray, multi_label: bool) -> float:
+    """Validation loss from predicted probabilities (NLL, or BCE over known targets)."""
+    p = torch.from_numpy(probs).clamp(1e-7, 1 - 1e-7)
+    if not multi_label:
+        return float(F.nll_loss(torch.log(p), torch.from_numpy(labels)).item())
+    y = torch.from_numpy(labels)
+    known = ~torch.isnan(y)
+    return float(F.binary_cross_entropy(p[known], y[known]).item())
 
 
 def _loader(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, generator: torch.Generator,
@@ -72,16 +92,20 @@ def fit(model: nn.Module, model_name: str, images_at: Callable[[int], np.ndarray
         train_idx: np.ndarray, val_idx: np.ndarray, cfg: TrainConfig, image_size: int, normalization: str,
         classes: tuple[str, ...], positive: int, seed: int, device: Optional[torch.device] = None,
         on_epoch: Optional[EpochHook] = None, resume: Optional[dict] = None) -> FitResult:
-    """Train `model` on train_idx, select the best epoch by val AUC; `resume` is a state from `on_epoch`."""
+    """Train `model` on train_idx, select the best epoch by val AUC; `resume` is a state from `on_epoch`.
+
+    `labels` are class indices (N,), or multi-label targets (N, classes) of 1 / 0 / NaN (unknown).
+    """
     device = device or pick_device()
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    num_classes = len(classes)
+    num_classes, multi_label = len(classes), labels.ndim == 2
     y_train, y_val = labels[train_idx], labels[val_idx]
-    weight = recipes.class_weights(y_train, num_classes).to(device) if cfg.class_weights else None
+    weights = recipes.positive_weights if multi_label else recipes.class_weights
+    weight = weights(y_train, num_classes).to(device) if cfg.class_weights else None
     groups = recipes.param_groups(model, model_name, cfg)
     optimizer = recipes.make_optimizer(groups, cfg)
     scheduler, step_on = recipes.make_scheduler(optimizer, cfg, recipes.steps_per_epoch(len(train_idx), cfg.batch_size))
@@ -112,12 +136,12 @@ def fit(model: nn.Module, model_name: str, images_at: Callable[[int], np.ndarray
             if augment is not None:
                 x = augment(x)
             x = _to_input(x, normalization, device)
-            target = F.one_hot(y, num_classes).float().to(device)
+            target = y.float().to(device) if multi_label else F.one_hot(y, num_classes).float().to(device)
             if cfg.mixup_alpha > 0:
                 x, target, _ = recipes.mixup(x, target, cfg.mixup_alpha, generator)
             with _autocast(device):
                 logits = model(x)
-            loss = F.cross_entropy(logits.float(), target, weight=weight, label_smoothing=cfg.label_smoothing)
+            loss = _loss(logits.float(), target, weight, cfg.label_smoothing, multi_label)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -125,10 +149,10 @@ def fit(model: nn.Module, model_name: str, images_at: Callable[[int], np.ndarray
                 scheduler.step()
             losses.append(loss.item())
 
-        probs = predict_probs(model, val_images, normalization, device)
-        metrics = classification_metrics(y_val, probs, classes, positive, "val_")
-        metrics["val_loss"] = float(F.nll_loss(torch.log(torch.from_numpy(probs).clamp_min(1e-7)),
-                                               torch.from_numpy(y_val)).item())
+        probs = predict_probs(model, val_images, normalization, device, multi_label=multi_label)
+        metrics = multilabel_metrics(y_val, probs, classes, "val_") if multi_label else \
+            classification_metrics(y_val, probs, classes, positive, "val_")
+        metrics["val_loss"] = _probs_loss(probs, y_val, multi_label)
         metrics["train_loss"] = float(np.mean(losses)) if losses else float("nan")
         metrics["lr"] = optimizer.param_groups[-1]["lr"]
         metrics["image_size"] = size

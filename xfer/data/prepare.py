@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -18,7 +19,7 @@ class PreparedData:
     """Everything a trial needs from the data: images, labels, patients and the split (by index)."""
 
     images: np.ndarray  # uint8 (N, C, S, S), memory-mapped from the cache
-    labels: np.ndarray  # int64 (N,), indices into `classes`
+    labels: np.ndarray  # int64 (N,), indices into `classes` (-1: several classes, multi-label data)
     patient_ids: np.ndarray  # str (N,)
     sources: np.ndarray  # str (N,), the dataset name of each image
     split: Split
@@ -26,6 +27,7 @@ class PreparedData:
     records: list[Record]
     channels: int = 1
     cache_dir: Path = Path(".xfer_cache")
+    targets: Optional[np.ndarray] = None  # float32 (N, classes) of 1 / 0 / NaN when data.multi_label
     _by_size: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
@@ -63,4 +65,5 @@ def prepare_data(data: DataConfig, base_dir: Path) -> PreparedData:
         records=records,
         channels=data.channels,
         cache_dir=cache_dir,
+        targets=np.array([r.targets for r in records], dtype=np.float32) if data.multi_label else None,
     )

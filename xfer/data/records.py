@@ -23,10 +23,11 @@ class Record:
     """One image: where it is, its class index (into DataConfig.classes), whose it is, from where."""
 
     path: str  # file path, or "/abs/file.npz::train/12" for an npz entry
-    label: int
+    label: int  # -1: no single class (an image with findings of several classes, multi-label data only)
     patient_id: str
     source: str  # DatasetConfig.name
     folder: str = ""  # class_folders sub-folder or npz split (train/test/...), for predefined_test
+    targets: tuple[float, ...] = ()  # multi-label layouts: per class 1 / 0 / NaN (unknown)
 
 
 class SkippedImagesWarning(UserWarning):
@@ -41,12 +42,17 @@ def warn_skipped(what: str, paths: list[str], where: str) -> None:
 
 
 def load_records(data: DataConfig, base_dir: Path) -> list[Record]:
-    """Records of every dataset in `data`; raises ValueError if a class has no images."""
+    """Records of every dataset in `data`; raises ValueError if a class has no images (no positives if
+    multi-label). Single-label data drops images without a single class."""
     records: list[Record] = []
     for ds in data.datasets:
         reader = DATASETS.get_or_raise(ds.layout)
         records.extend(reader(ds, data.classes, base_dir))
-    counts = np.bincount([r.label for r in records], minlength=len(data.classes))
+    if data.multi_label:
+        counts = np.sum([np.equal(r.targets, 1) for r in records], axis=0) if records else np.zeros(len(data.classes))
+    else:
+        records = [r for r in records if r.label >= 0]
+        counts = np.bincount([r.label for r in records], minlength=len(data.classes))
     empty = [c for c, n in zip(data.classes, counts) if n == 0]
     if empty:
         names = ", ".join(f"{ds.name} ({ds.layout}, {ds.root})" for ds in data.datasets)

@@ -25,24 +25,27 @@ IMAGE_COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def single_label(labels: np.ndarray, pathologies: list[str], label_map: dict[str, str],
-                 classes: tuple[str, ...]) -> np.ndarray:
-    """Multi-label rows (1 / 0 / NaN) → one class index per row, or -1 to drop the row.
-
-    A row takes the class its positive pathologies map to; a row positive for no pathology at all takes
-    label_map["No Finding"]; a row positive only for unmapped pathologies, or for pathologies of two
-    classes, is dropped.
-    """
-    out = np.full(len(labels), -1)
-    mapped = [(j, classes.index(label_map[p])) for j, p in enumerate(pathologies) if label_map.get(p) in classes]
-    no_finding = classes.index(label_map[NO_FINDING]) if label_map.get(NO_FINDING) in classes else -1
-    for i, row in enumerate(labels == 1):
-        found = {c for j, c in mapped if row[j]}
-        if len(found) == 1:
-            out[i] = found.pop()
-        elif not row.any():
-            out[i] = no_finding
+def class_targets(labels: np.ndarray, pathologies: list[str], label_map: dict[str, str],
+                  classes: tuple[str, ...]) -> np.ndarray:
+    """Multi-label rows (1 / 0 / NaN) → per-class targets: 1 if any mapped pathology is positive, else 0 if
+    one is known, else NaN; the class of label_map["No Finding"] is 1 exactly when no pathology is positive."""
+    out = np.full((len(labels), len(classes)), np.nan, np.float32)
+    for k, c in enumerate(classes):
+        columns = [j for j, p in enumerate(pathologies) if label_map.get(p) == c]
+        if columns:
+            part = labels[:, columns]
+            known = ~np.isnan(part).all(1)
+            out[known, k] = (part[known] == 1).any(1)
+        if label_map.get(NO_FINDING) == c and NO_FINDING not in pathologies:
+            out[:, k] = ~(labels == 1).any(1)
     return out
+
+
+def single_label(targets: np.ndarray) -> np.ndarray:
+    """Per-class targets → the one class marked 1, or -1 when none or several are (such rows are dropped
+    from single-label data)."""
+    positive = targets == 1
+    return np.where(positive.sum(1) == 1, positive.argmax(1), -1)
 
 
 def _load(ds: DatasetConfig, root: Path, base_dir: Path):
@@ -76,15 +79,17 @@ def read_xrv_dataset(ds: DatasetConfig, classes: tuple[str, ...], base_dir: Path
     root = dataset_root(ds, base_dir)
     dataset = _load(ds, root, base_dir)
     column, prefixes = IMAGE_COLUMNS[ds.xrv_class]
-    labels = single_label(np.asarray(dataset.labels, dtype=np.float32), list(dataset.pathologies),
-                          ds.label_map, classes)
+    targets = class_targets(np.asarray(dataset.labels, dtype=np.float32), list(dataset.pathologies),
+                            ds.label_map, classes)
+    labels = single_label(targets)
     patients = ds.patient_column or "patientid"  # torchxrayvision adds `patientid` to most of its CSVs
     if patients not in dataset.csv:
         raise ValueError(f"dataset {ds.name!r}: {ds.xrv_class} table has no column {patients!r} for "
                          f"data.datasets[].patient_column; its columns: {', '.join(map(str, dataset.csv.columns))}")
     records, absent = [], []
-    for name, patient, label in zip(dataset.csv[column].astype(str), dataset.csv[patients].astype(str), labels):
-        if label < 0:
+    for name, patient, label, target in zip(dataset.csv[column].astype(str), dataset.csv[patients].astype(str),
+                                            labels, targets):
+        if np.isnan(target).all():
             continue
         for prefix in prefixes:
             name = name.replace(prefix, "", 1) if name.startswith(prefix) else name
@@ -92,6 +97,6 @@ def read_xrv_dataset(ds: DatasetConfig, classes: tuple[str, ...], base_dir: Path
         if not os.path.isfile(path):
             absent.append(path)
             continue
-        records.append(Record(path, int(label), patient, ds.name))
+        records.append(Record(path, int(label), patient, ds.name, targets=tuple(map(float, target))))
     warn_skipped("rows whose image file is absent", absent, f"dataset {ds.name!r} ({ds.xrv_class})")
     return first_per_class(records, ds.max_per_class)
