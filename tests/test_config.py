@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from xfer.config import ConfigError, StudyConfig, flatten, load_stage, load_study, parse_study
+from xfer.config import ConfigError, StudyConfig, flatten, load_stage, load_study, parse_study, set_values
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,3 +67,14 @@ def test_malformed_yaml_file_names_the_file(tmp_path):
         load_study(bad)
     with pytest.raises(ConfigError, match="file not found"):
         load_study(tmp_path / "absent.yaml")
+
+
+def test_set_values_leave_out_unset_fields_only():
+    """Cache keys and fingerprints hash set_values, so a new optional field at its default changes none."""
+    study = parse_study(smoke_raw(), base_dir=ROOT / "experiments")
+    values, everything = set_values(study), flatten(study)
+    assert "data.multi_label" in everything and "data.multi_label" not in values
+    assert "data.datasets.0.xrv_class" not in values
+    assert values["train.freeze_epochs"] == 0 and values["train.lr"] == 0.003  # zeros are values, kept
+    assert {k: v for k, v in everything.items() if k not in values} == \
+        {k: v for k, v in everything.items() if v is None or v is False or v in ((), {})}

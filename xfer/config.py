@@ -297,6 +297,12 @@ def is_stage_file(path: str | Path) -> bool:
     return "stage" in _read_yaml(Path(path))
 
 
+def set_values(obj: Any) -> dict[str, Any]:
+    """flatten() without unset values (None, False, empty): what cache keys and fingerprints hash, so a
+    new optional field at its default leaves existing keys, caches and finished runs valid."""
+    return {k: v for k, v in flatten(obj).items() if not (v is None or v is False or v in ((), {}))}
+
+
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     """Dataclass → flat {dotted.path: value} for logging every resolved value."""
     out: dict[str, Any] = {}

@@ -14,7 +14,7 @@ import torch
 
 from xfer import track
 from xfer.checkpoint import save_checkpoint
-from xfer.config import InitConfig, StageConfig, absolutize, flatten, load_stage
+from xfer.config import InitConfig, StageConfig, absolutize, flatten, load_stage, set_values
 
 STAGE_PREFIX = "stage:"
 
@@ -62,9 +62,7 @@ def plan_stage(name: str, model: Optional[str], dirs: list[Path], _seen: tuple[s
     source = config.init.source or ""
     dep = plan_stage(source[len(STAGE_PREFIX):], config.model, dirs, (*_seen, name)) \
         if source.startswith(STAGE_PREFIX) else None
-    # unset values (None, False, empty) are left out, so a new optional field keeps existing caches valid
-    recipe = {k: v for k, v in flatten(config).items()
-              if k not in ("description", "tracking.uri") and not (v is None or v is False or v in ((), {}))}
+    recipe = {k: v for k, v in set_values(config).items() if k not in ("description", "tracking.uri")}
     blob = json.dumps([recipe, dep.key if dep else None], sort_keys=True, default=str)
     return StageJob(config, dep, hashlib.sha256(blob.encode()).hexdigest()[:16])
 

@@ -14,7 +14,7 @@ import torch
 
 from xfer import track
 from xfer.checkpoint import CHECKPOINT_ARTIFACT, save_checkpoint
-from xfer.config import InitConfig, StudyConfig, flatten
+from xfer.config import InitConfig, StudyConfig, flatten, set_values
 from xfer.data.prepare import PreparedData, prepare_data
 from xfer.data.splits import nested_subsets
 from xfer.metrics import classification_metrics, per_class_report
@@ -41,7 +41,7 @@ class TrialSpec:
 def study_fingerprint(study: StudyConfig) -> str:
     """Hash of everything that changes a trial's result; a finished run is reused only if it matches."""
     ignore = ("trials.", "ray.", "tracking.", "analysis.", "resources.", "output_dir", "description")
-    values = {k: v for k, v in flatten(study).items() if not k.startswith(ignore)}
+    values = {k: v for k, v in set_values(study).items() if not k.startswith(ignore)}
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -23,7 +23,7 @@ class Record:
     """One image: where it is, its class index (into DataConfig.classes), whose it is, from where."""
 
     path: str  # file path, or "/abs/file.npz::train/12" for an npz entry
-    label: int  # -1: no single class (an image with findings of several classes, multi-label data only)
+    label: int  # -1: no single class (torchxrayvision rows with no or several mapped findings; multi-label only)
     patient_id: str
     source: str  # DatasetConfig.name
     folder: str = ""  # class_folders sub-folder or npz split (train/test/...), for predefined_test
