@@ -107,7 +107,7 @@ def test_multilabel_stage_trains_and_its_checkpoint_transfers(tmp_path, monkeypa
     manifest = json.loads((Path(path).parent / "manifest.json").read_text())
     metrics = manifest["final_metrics"]
     assert {"test_auc_effusion", "test_auc_pneumonia"} <= set(metrics)
-    assert metrics["test_auc"] > 0.7 and 0 < metrics["chance_accuracy"] < 1
+    assert metrics["test_auc"] > 0.7 and 0 < metrics["chance_accuracy"] < 1 and manifest["learned"] is True
     state, meta = read_checkpoint(Path(path))
     assert meta["multi_label"] is True and meta["classes"] == ["effusion", "pneumonia"]
     # transfer: the 2-label head is dropped, the backbone loads into a 3-class target model

@@ -1,10 +1,12 @@
 """Stage recipes: dependency order, cache keys, cycles."""
+import json
+import warnings
 from pathlib import Path
 
 import pytest
 import yaml
 
-from xfer.stages import StageError, cached_checkpoint, plan_stage
+from xfer.stages import StageError, StageNotLearnedWarning, cached_checkpoint, ensure_stages, plan_stage, stage_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,3 +49,26 @@ def test_missing_recipe_names_the_folders(tmp_path):
 def test_nothing_cached_for_a_new_key(tmp_path):
     write_recipe(tmp_path, "base")
     assert cached_checkpoint(plan_stage("base", None, [tmp_path]), tmp_path / "cache") is None
+
+
+def write_cached_stage(job, cache_root: Path, test_auc: float) -> None:
+    folder = stage_dir(job, cache_root)
+    folder.mkdir(parents=True)
+    (folder / "checkpoint.pt").write_bytes(b"")
+    (folder / "manifest.json").write_text(json.dumps(
+        {"stage": job.config.stage, "model": job.config.model, "epochs": 4, "final_metrics": {"test_auc": test_auc}}))
+
+
+def test_a_stage_at_chance_is_reported_when_used(tmp_path):
+    """natural-vgg16 once ended at chance (AUC 0.5) and its trials silently started from a broken source."""
+    write_recipe(tmp_path, "good")
+    write_recipe(tmp_path, "dead", epochs=2)
+    good, dead = plan_stage("good", None, [tmp_path]), plan_stage("dead", None, [tmp_path])
+    write_cached_stage(good, tmp_path / "cache", 0.91)
+    write_cached_stage(dead, tmp_path / "cache", 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StageNotLearnedWarning)
+        ensure_stages([good], tmp_path / "cache", "unused", "0")
+    with pytest.warns(StageNotLearnedWarning, match=r"stage dead-cbr_tiny did not learn: held-out AUC 0.500"):
+        paths = ensure_stages([good, dead], tmp_path / "cache", "unused", "0")
+    assert paths[dead.key] == str(stage_dir(dead, tmp_path / "cache") / "checkpoint.pt")

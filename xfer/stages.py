@@ -5,6 +5,7 @@ import dataclasses
 import hashlib
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -17,10 +18,15 @@ from xfer.checkpoint import save_checkpoint
 from xfer.config import InitConfig, StageConfig, absolutize, flatten, load_stage, set_values
 
 STAGE_PREFIX = "stage:"
+LEARNED_MIN_AUC = 0.6  # a stage whose held-out AUC stays below this is at chance: it transfers nothing
 
 
 class StageError(ValueError):
     """A stage that cannot be found, or stages that depend on each other in a cycle."""
+
+
+class StageNotLearnedWarning(UserWarning):
+    """A stage's checkpoint is no better than chance on its own held-out data."""
 
 
 def recipe_dirs(extra: tuple[Path, ...] = ()) -> list[Path]:
@@ -121,7 +127,8 @@ def train_stage(job: StageJob, source_path: Optional[str], cache_root: Path, uri
                     "data": [d.root for d in cfg.data.datasets], "classes": list(classes),
                     "n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_idx),
                     "epochs": len(result.history), "final_metrics": final, "mlflow_run_id": run_id,
-                    "wall_seconds": time.perf_counter() - began}
+                    "wall_seconds": time.perf_counter() - began,
+                    "learned": bool(final["test_auc"] >= LEARNED_MIN_AUC)}
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=float))
         track.client(uri).log_artifact(run_id, str(out / "manifest.json"))
         track.client(uri).set_terminated(run_id, "FINISHED")
@@ -168,7 +175,21 @@ def ensure_stages(jobs: list[StageJob], cache_root: Path, uri: str, experiment_i
 
     for job in jobs:
         schedule(job)
-    return {k: v if isinstance(v, str) else ray.get(v) for k, v in refs.items()}
+    paths = {k: v if isinstance(v, str) else ray.get(v) for k, v in refs.items()}
+    for path in paths.values():
+        warn_if_not_learned(Path(path).parent / "manifest.json")
+    return paths
+
+
+def warn_if_not_learned(manifest_path: Path) -> None:
+    """Warn when a stage ended at chance: trials initialised from it test a broken source, not pretraining."""
+    manifest = json.loads(manifest_path.read_text())
+    auc = manifest["final_metrics"].get("test_auc", float("nan"))
+    if not auc >= LEARNED_MIN_AUC:
+        warnings.warn(f"stage {manifest['stage']}-{manifest['model']} did not learn: held-out AUC {auc:.3f} "
+                      f"(< {LEARNED_MIN_AUC}) after {manifest['epochs']} epoch(s); trials initialised from it start "
+                      f"from a source at chance. Fix its recipe (learning rate, epochs) and rerun; its files: "
+                      f"{manifest_path.parent}", StageNotLearnedWarning, stacklevel=2)
 
 
 def resolve_init_sources(inits: tuple[InitConfig, ...], models: tuple[str, ...], dirs: list[Path],

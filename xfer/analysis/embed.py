@@ -1,6 +1,8 @@
 """Penultimate-layer features of a trained model and their 2-D t-SNE embedding."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from sklearn.manifold import TSNE
@@ -34,5 +36,11 @@ def tsne_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:
     n = len(features)
     if n < 4:
         raise ValueError(f"t-SNE needs at least 4 images, got {n}")
+    features = features.astype(np.float64)
+    if not np.isfinite(features).all() or np.ptp(features, axis=0).max() == 0:
+        # a collapsed model (every image → the same features) would crash sklearn's Barnes-Hut tree
+        warnings.warn(f"t-SNE skipped: the {n} feature rows are identical or not finite (a collapsed model); "
+                      "they are drawn at one point", RuntimeWarning, stacklevel=2)
+        return np.zeros((n, 2))
     perplexity = float(min(30.0, (n - 1) / 3))
-    return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features.astype(np.float64))
+    return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
