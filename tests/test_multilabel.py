@@ -4,7 +4,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 import yaml
@@ -12,6 +11,7 @@ from PIL import Image
 from sklearn.metrics import roc_auc_score
 
 from test_config import smoke_raw
+from test_xrv_datasets import write_nih_csv
 from xfer import track
 from xfer.checkpoint import read_checkpoint
 from xfer.config import ConfigError, InitConfig, TrainConfig, load_stage, parse_study
@@ -76,10 +76,8 @@ def write_nih_corpus(root: Path, n: int = 48) -> None:
         if "Pneumonia" in findings:
             image[:12, 20:] += 170
         Image.fromarray(image).save(root / "images" / f"{i:03d}.png")
-        rows.append({"Image Index": f"{i:03d}.png", "Finding Labels": "|".join(findings) or "No Finding",
-                     "Follow-up #": 0, "Patient ID": i // 2, "Patient Age": 50, "Patient Gender": "M",
-                     "View Position": "PA"})
-    pd.DataFrame(rows).to_csv(root / "Data_Entry_2017.csv", index=False)
+        rows.append((f"{i:03d}.png", "|".join(findings) or "No Finding", i // 2, "PA"))
+    write_nih_csv(root / "Data_Entry_2017.csv", rows)
 
 
 def multilabel_recipe(folder: Path, corpus: Path, **train) -> Path:

@@ -41,6 +41,13 @@ def test_covid19_dataset_gives_the_same_records_as_the_metadata_csv_reader():
     assert all(r.targets[r.label] == 1 and sum(r.targets) == 1 for r in records)
 
 
+def write_nih_csv(path: Path, rows: list[tuple[str, str, int, str]]) -> None:
+    """A ChestX-ray14 Data_Entry CSV from (image, finding labels, patient id, view) rows."""
+    pd.DataFrame({"Image Index": [r[0] for r in rows], "Finding Labels": [r[1] for r in rows],
+                  "Follow-up #": 0, "Patient ID": [r[2] for r in rows], "Patient Age": 50, "Patient Gender": "F",
+                  "View Position": [r[3] for r in rows]}).to_csv(path, index=False)
+
+
 def write_nih(root: Path) -> None:
     """A ChestX-ray14 Data_Entry CSV and images: one row per rule of the pathology → class mapping."""
     rows = [("a.png", "Pneumonia", 1, "PA"), ("b.png", "No Finding", 2, "PA"), ("c.png", "Pneumonia|Effusion", 3, "PA"),
@@ -49,9 +56,7 @@ def write_nih(root: Path) -> None:
     (root / "images").mkdir(parents=True)
     for name, *_ in rows[:-1]:
         Image.fromarray(np.full((16, 16), 100, np.uint8)).save(root / "images" / name)
-    pd.DataFrame({"Image Index": [r[0] for r in rows], "Finding Labels": [r[1] for r in rows],
-                  "Follow-up #": 0, "Patient ID": [r[2] for r in rows], "Patient Age": 50, "Patient Gender": "F",
-                  "View Position": [r[3] for r in rows]}).to_csv(root / "Data_Entry_2017.csv", index=False)
+    write_nih_csv(root / "Data_Entry_2017.csv", rows)
 
 
 NIH_MAP = {"Pneumonia": "pneumonia", "Mass": "mass", "No Finding": "normal"}
