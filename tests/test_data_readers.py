@@ -13,6 +13,8 @@ from xfer.data.records import kermany_patient_id
 from xfer.registry import UnknownNameError
 
 IEEE_OTHER = ("SARS", "Streptococcus", "ARDS", "Pneumocystis", "No Finding")
+IMAGENETTE_CLASSES = ("n01440764", "n02102040", "n02979186", "n03000684", "n03028079", "n03394916", "n03417042",
+                      "n03425413", "n03445777", "n03888257")
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 # one DataConfig per folder of ../shared/data, as a study would write it
@@ -40,6 +42,28 @@ CONFIGS = {
         (DatasetConfig("pneumoniamnist", "npz", "../shared/data/pneumoniamnist-28",
                        label_map={"0": "normal", "1": "pneumonia"}),),
         classes=("normal", "pneumonia"), split=SplitConfig(predefined_test="test")),
+    "covid-ieee8023-2020-06": DataConfig(
+        (DatasetConfig("ieee8023_06", "metadata_csv", "../shared/data/covid-ieee8023-2020-06", filename_column="filename",
+                       label_column="finding", patient_column="patientid", view_column="view",
+                       views=("PA", "AP", "AP Supine"), modality_column="modality", modalities=("X-ray",),
+                       label_map={"COVID-19": "covid", "COVID-19, ARDS": "covid", "*": "other"}),),
+        classes=("other", "covid")),
+    "covid-hannover": DataConfig(
+        (DatasetConfig("hannover", "metadata_csv", "../shared/data/covid-hannover", images_dir="png",
+                       metadata="data.csv", filename_column="image_id", patient_column="patient_id",
+                       view_column="projection", label="covid"),
+         DatasetConfig("actualmed", "metadata_csv", "../shared/data/covid-actualmed", filename_column="imagename",
+                       label_column="finding", patient_column="patientid",
+                       label_map={"No finding": "normal"})),  # Hannover is COVID only: a second set gives "normal"
+        classes=("normal", "covid")),
+    "covid-radiography-112": DataConfig(
+        (DatasetConfig("radiography", "class_folders", "../shared/data/covid-radiography-112", max_per_class=300,
+                       label_map={"COVID": "covid", "Normal": "normal"}),),
+        classes=("normal", "covid")),
+    "imagenette-128": DataConfig(
+        (DatasetConfig("imagenette", "class_folders", "../shared/data/imagenette-128", folders=("train", "val"),
+                       max_per_class=30),),
+        classes=IMAGENETTE_CLASSES, split=SplitConfig(val_fraction=0.1, predefined_test="val")),
     "cifar10-subset": DataConfig(
         (DatasetConfig("cifar10", "class_folders", "../shared/data/cifar10-subset", folders=("train", "test"),
                        max_per_class=300),),
@@ -153,3 +177,22 @@ def test_missing_csv_column_lists_the_columns():
     ds = DatasetConfig("actualmed", "metadata_csv", "../shared/data/covid-actualmed", label_column="diagnosis")
     with pytest.raises(ValueError, match="diagnosis.*imagename"):
         load_records(DataConfig((ds,), classes=("normal", "covid")), Path("."))
+
+
+def test_a_dataset_without_label_column_declares_its_one_label():
+    records = [r for r in read("covid-hannover") if r.source == "hannover"]
+    assert len(records) == 243 and {r.label for r in records} == {1}
+    assert len({r.patient_id for r in records}) == 71
+    assert all(Path(r.path).suffix == ".png" and Path(r.path).is_file() for r in records)  # image_id has no suffix
+
+
+def test_label_map_star_sends_every_other_finding_to_one_class():
+    records = read("covid-ieee8023-2020-06")
+    assert Counter(r.label for r in records) == {1: 427, 0: 104}  # COVID-19 (+ "COVID-19, ARDS") vs the rest
+    assert len(records) == 531 and len({r.patient_id for r in records}) == 311  # frontal X-rays with a file
+
+
+def test_class_folders_without_patient_ids_make_each_image_its_own_patient():
+    records = read("covid-radiography-112")
+    assert Counter(r.label for r in records) == {0: 300, 1: 300}
+    assert len({r.patient_id for r in records}) == len(records)

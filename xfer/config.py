@@ -32,12 +32,13 @@ class DatasetConfig:
     metadata: str = "metadata.csv"  # CSV file (metadata_csv, label_csv) or .npz file (npz)
     filename_column: str = "filename"
     label_column: str = "finding"
+    label: Optional[str] = None  # every image has this raw label (a set without a label column); label_column unused
     patient_column: Optional[str] = "patientid"
     view_column: Optional[str] = None
     views: tuple[str, ...] = ()  # keep only these views (empty: all)
     modality_column: Optional[str] = None
     modalities: tuple[str, ...] = ()  # keep only these modalities, e.g. X-ray (empty: all)
-    label_map: dict[str, str] = field(default_factory=dict)  # raw label → class; empty: identity
+    label_map: dict[str, str] = field(default_factory=dict)  # raw label → class; empty: identity; "*": any other
     folders: tuple[str, ...] = ()  # class_folders: sub-folders to read, e.g. [train]; empty: root
     max_per_class: Optional[int] = None  # cap images per class (first N in file order)
     xrv_class: Optional[str] = None  # torchxrayvision layout: its dataset class, e.g. NIH_Dataset

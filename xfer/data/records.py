@@ -85,10 +85,22 @@ def _with_layout_defaults(ds: DatasetConfig, **defaults) -> DatasetConfig:
     return dataclasses.replace(ds, **changes)
 
 
+ANY_OTHER_LABEL = "*"  # label_map key: the class of every non-empty raw label the map does not name
+
+
 def _class_index(raw: str, ds: DatasetConfig, classes: tuple[str, ...]) -> int | None:
-    """Raw label → class index via label_map (identity for names already a class); None: drop."""
-    name = ds.label_map.get(raw, raw)
+    """Raw label → class index via label_map (identity for names already a class, "*" for any other
+    non-empty label); None: drop."""
+    name = ds.label_map.get(raw, raw if raw in classes else ds.label_map.get(ANY_OTHER_LABEL, raw))
     return classes.index(name) if raw and name in classes else None
+
+
+def _image_file(folder: Path, filename: str) -> Path | None:
+    """folder/filename if it is a file; a name without a suffix (Hannover's image_id) may name NAME.png etc."""
+    if not filename:
+        return None
+    names = [filename] + ([filename + s for s in IMAGE_SUFFIXES] if not Path(filename).suffix else [])
+    return next((folder / n for n in names if (folder / n).is_file()), None)
 
 
 def first_per_class(records: list[Record], max_per_class: int | None) -> list[Record]:
@@ -117,7 +129,7 @@ def read_metadata_csv(ds: DatasetConfig, classes: tuple[str, ...], base_dir: Pat
         raise FileNotFoundError(f"dataset {ds.name!r}: metadata file {csv} not found; fix data.datasets[].metadata")
     table = pd.read_csv(csv, dtype=str, keep_default_na=False).rename(columns=str.strip)
     table = table.apply(lambda column: column.str.strip())
-    wanted = {"filename_column": ds.filename_column, "label_column": ds.label_column,
+    wanted = {"filename_column": ds.filename_column, "label_column": None if ds.label else ds.label_column,
               "patient_column": ds.patient_column, "view_column": ds.view_column,
               "modality_column": ds.modality_column}
     missing = [f"{field}={name!r}" for field, name in wanted.items() if name and name.strip() not in table]
@@ -130,16 +142,16 @@ def read_metadata_csv(ds: DatasetConfig, classes: tuple[str, ...], base_dir: Pat
         table = table[table[ds.modality_column.strip()].isin(ds.modalities)]
     records, absent = [], []
     for row in table.to_dict("records"):
-        label = _class_index(row[ds.label_column.strip()], ds, classes)
+        label = _class_index(ds.label or row[ds.label_column.strip()], ds, classes)
         if label is None:
             continue
         filename = row[ds.filename_column.strip()]
-        path = str(root / ds.images_dir / filename)
-        if not filename or not os.path.isfile(path):
-            absent.append(path)
+        path = _image_file(root / ds.images_dir, filename)
+        if path is None:
+            absent.append(str(root / ds.images_dir / filename))
             continue
         patient = row[ds.patient_column.strip()] if ds.patient_column else ""
-        records.append(Record(path, label, patient or filename, ds.name))
+        records.append(Record(str(path), label, patient or filename, ds.name))
     warn_skipped("rows whose image file is absent", absent, f"dataset {ds.name!r} ({csv})")
     return first_per_class(records, ds.max_per_class)
 
