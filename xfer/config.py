@@ -64,6 +64,7 @@ class DataConfig:
     split: SplitConfig = SplitConfig()
     cache_dir: str = ".xfer_cache"
     multi_label: bool = False  # one sigmoid output per class (torchxrayvision datasets; pretraining stages)
+    exclude_overlap_with: tuple[DatasetConfig, ...] = ()  # evaluated sets: drop images also in these (by content)
 
 
 @dataclass(frozen=True)
@@ -321,6 +322,8 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
 
 def absolutize(data: DataConfig, base_dir: Path) -> DataConfig:
     """Make dataset roots and the cache folder absolute, so Ray workers in other folders find them."""
-    datasets = tuple(dataclasses.replace(d, root=str(resolve_path(d.root, base_dir).resolve()))
-                     for d in data.datasets)
-    return dataclasses.replace(data, datasets=datasets, cache_dir=str(Path(data.cache_dir).resolve()))
+    def absolute(datasets: tuple[DatasetConfig, ...]) -> tuple[DatasetConfig, ...]:
+        return tuple(dataclasses.replace(d, root=str(resolve_path(d.root, base_dir).resolve())) for d in datasets)
+
+    return dataclasses.replace(data, datasets=absolute(data.datasets), cache_dir=str(Path(data.cache_dir).resolve()),
+                               exclude_overlap_with=absolute(data.exclude_overlap_with))

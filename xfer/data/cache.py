@@ -29,7 +29,7 @@ def load_image_array(records: Sequence[Record], size: int, channels: int,
     cache_dir.mkdir(parents=True, exist_ok=True)
     key = cache_key(paths, size, channels)
     array_file, index_file = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
-    with _exclusive(cache_dir / f"{key}.lock"):  # parallel trials wait for one builder
+    with exclusive(cache_dir / f"{key}.lock"):  # parallel trials wait for one builder
         if not (array_file.exists() and index_file.exists()):
             _build(paths, size, channels, array_file, index_file)
     index = json.loads(index_file.read_text())
@@ -53,11 +53,11 @@ def _build(paths: list[str], size: int, channels: int, array_file: Path, index_f
             kept.append(i)
         except UnreadableImageError as e:
             skipped.append(f"{path} ({e.reason})")
-    _write_atomically(array_file, lambda f: np.save(f, images[: len(kept)]))
-    _write_atomically(index_file, lambda f: f.write(json.dumps({"kept": kept, "skipped": skipped}).encode()))
+    write_atomically(array_file, lambda f: np.save(f, images[: len(kept)]))
+    write_atomically(index_file, lambda f: f.write(json.dumps({"kept": kept, "skipped": skipped}).encode()))
 
 
-def _write_atomically(target: Path, write) -> None:
+def write_atomically(target: Path, write) -> None:
     """Write to a temporary file beside `target`, then rename, so readers never see half a file."""
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
@@ -66,7 +66,7 @@ def _write_atomically(target: Path, write) -> None:
 
 
 @contextlib.contextmanager
-def _exclusive(lock_file: Path) -> Iterator[None]:
+def exclusive(lock_file: Path) -> Iterator[None]:
     with open(lock_file, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:

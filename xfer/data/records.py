@@ -61,6 +61,21 @@ def load_records(data: DataConfig, base_dir: Path) -> list[Record]:
     return records
 
 
+def read_every_image(ds: DatasetConfig, base_dir: Path) -> list[Record]:
+    """Every labelled image of a dataset whatever its class (overlap checks), all as class 0."""
+    anything = dataclasses.replace(ds, label_map={ANY_OTHER_LABEL: "any"}, max_per_class=None)
+    return DATASETS.get_or_raise(ds.layout)(anything, ("any",), base_dir)
+
+
+def cap_per_class(records: list[Record], datasets: tuple[DatasetConfig, ...]) -> list[Record]:
+    """Each dataset's max_per_class applied to its records (after they were read uncapped)."""
+    caps = {ds.name: ds.max_per_class for ds in datasets}
+    by_source: dict[str, list[Record]] = {}
+    for r in records:
+        by_source.setdefault(r.source, []).append(r)
+    return [r for source, group in by_source.items() for r in first_per_class(group, caps.get(source))]
+
+
 def kermany_patient_id(stem: str) -> str | None:
     """Patient id in a Kermany-style file name: personN_…, NORMAL2-IM-XXXX-…, IM-XXXX-…; else None."""
     match = re.match(r"(person\d+)_|(NORMAL2-IM-\d+)|(IM-\d+)", stem)
