@@ -1,19 +1,21 @@
-"""The `xfer` command line; `xfer weights fetch NAME` fills the libraries' caches while online."""
+"""The `xfer` command line: `xfer weights fetch NAME` and `xfer data fetch NAME` fill caches while online."""
 from __future__ import annotations
 
 import argparse
 import sys
 from typing import Optional
 
+from xfer.data.datacli import add_data_parser
 from xfer.inits.published import PUBLISHERS, PublishedWeights, published_weights
 from xfer.inits.weights import fetch_weights
 from xfer.models import is_known_model, known_models, model_spec
+from xfer.source import parse_source
 
 
 def sources_named(name: str) -> list[str]:
     """A published source (torchvision:…, timm:…, xrv:…) as is; a model name → its default sources."""
-    kind = name.partition(":")[0]
-    if ":" in name and kind in PUBLISHERS:
+    source = parse_source(name)
+    if source.kind == "published" and not source.is_default_published:
         return [name]
     if not is_known_model(name):
         raise SystemExit(f"xfer weights: {name!r} is neither a published source "
@@ -61,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     where = actions.add_parser("where", help="show each weight file's cache path and whether it is there")
     where.add_argument("names", nargs="+", metavar="NAME", help=names_help)
     where.set_defaults(run=weights_where)
+    add_data_parser(commands)
     return parser
 
 

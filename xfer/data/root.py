@@ -1,0 +1,65 @@
+"""The data root: where datasets live (XFER_DATA, else ../shared/data, else a per-user folder)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+DATA_ENV = "XFER_DATA"
+SHARED_DATA = Path("../shared/data")  # this project's machines: beside the repository, as the studies name it
+
+
+def user_data_root() -> Path:
+    """The per-user default: $XDG_CACHE_HOME/xfer/data, or ~/.cache/xfer/data."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache).expanduser() / "xfer" / "data"
+
+
+def explicit_data_root() -> Optional[Path]:
+    """The root a user chose (XFER_DATA, which `--data-root` sets), or None."""
+    chosen = os.environ.get(DATA_ENV)
+    return Path(chosen).expanduser() if chosen else None
+
+
+def data_root() -> Path:
+    """XFER_DATA if set, else ../shared/data when it exists, else the per-user folder."""
+    return explicit_data_root() or (SHARED_DATA if SHARED_DATA.is_dir() else user_data_root())
+
+
+def set_data_root(path: str | Path) -> None:
+    """Choose the data root for this process and the Ray workers it starts (they inherit XFER_DATA)."""
+    os.environ[DATA_ENV] = str(Path(path).expanduser().absolute())
+
+
+def _folder_in(root: Optional[Path], path: Path) -> Optional[Path]:
+    """`root/NAME` for a relative dataset path whose last component NAME is a folder there."""
+    if root is None or path.is_absolute() or path.name in ("", ".", "..") or path.name.startswith("."):
+        return None
+    candidate = root / path.name
+    return candidate if candidate.is_dir() else None
+
+
+def chosen_dataset_folder(path: Path) -> Optional[Path]:
+    """A dataset path's folder in an explicitly chosen data root: it wins over the path as written."""
+    return _folder_in(explicit_data_root(), path)
+
+
+def dataset_folder(path: Path) -> Path:
+    """A dataset path not found as written: its folder in the data root if there, else the path unchanged."""
+    return _folder_in(data_root(), path) or path
+
+
+def missing_dataset_message(given: str, searched: Path) -> str:
+    """What to tell a user whose dataset folder is nowhere: the name, the paths searched, the fetch command."""
+    from xfer.data.catalog import CATALOG
+
+    name = Path(given).name
+    in_root = data_root() / name
+    where = f"searched {Path(searched).absolute()}" + (f" and {in_root.absolute()}" if in_root != searched else "")
+    if name in CATALOG:
+        fix = (f"Fetch it with `xfer data fetch {name}` on a machine with internet access, or copy a fetched "
+               f"data root to this one; the data root is {DATA_ENV} or --data-root, now {data_root().absolute()}.")
+    else:
+        fix = (f"{name!r} is not in xfer's catalogue (`xfer data list`): put the folder in the data root "
+               f"({data_root().absolute()}) or fix data.datasets[].root")
+    return f"dataset folder {given!r} not found; {where}. {fix}"
