@@ -26,26 +26,23 @@ from common import ROOT, cpu_timed, kermany, machine, one_model_study, ratio_lin
 from xfer.config import StudyConfig
 from xfer.data.prepare import prepare_data
 from xfer.data.splits import nested_subsets
-from xfer.inits import apply_init
 from xfer.metrics import classification_metrics
-from xfer.models import build_model
-from xfer.train import fit, pick_device, predict_probs
-from xfer.trial import positive_index
+from xfer.pipeline import initial_model
+from xfer.train import FitData, fit, pick_device, predict_probs
 from xfer.tune import connect
 
 
 def plain_trials(study: StudyConfig) -> None:
     """Each seed's trial without Tune or MLflow: data, model, init, fit, test metrics."""
     torch.set_num_threads(int(study.resources.cpu))
-    model_name, n, positive = study.trials.models[0], study.trials.n_per_class[0], positive_index(study)
+    model_name, n, positive = study.trials.models[0], study.trials.n_per_class[0], study.data.positive_index
     for seed in study.trials.seeds:
         data = prepare_data(study.data, ROOT)
         train_idx = np.asarray(nested_subsets(np.asarray(data.split.train), data.labels, (n,), seed)[n])
-        torch.manual_seed(seed)
-        model = build_model(model_name, len(data.classes), study.data.channels)
-        info = apply_init(model, model_name, study.trials.init[0], study.data.channels)
-        fit(model, model_name, data.images_at, data.labels, train_idx, np.asarray(data.split.val), study.train,
-            study.data.image_size, info.normalization, data.classes, positive, seed)
+        model, info = initial_model(model_name, len(data.classes), study.data.channels, study.trials.init[0], seed)
+        fit(model, model_name, FitData(data.images_at, data.labels, train_idx, np.asarray(data.split.val),
+                                       data.classes, study.data.image_size, positive), study.train,
+            info.normalization, seed)
         test_idx = np.asarray(data.split.test)
         probs = predict_probs(model, data.images_at(study.data.image_size)[test_idx], info.normalization,
                               pick_device())

@@ -25,7 +25,7 @@ from common import ROOT, kermany, machine, timed
 from xfer.config import TrainConfig
 from xfer.data.prepare import PreparedData, prepare_data
 from xfer.models import build_model
-from xfer.train import fit, pick_device, predict_probs
+from xfer.train import FitData, fit, pick_device, predict_probs
 
 CONFIGS = [("resnet18", 224), ("cbr_small", 224), ("resnet18", 128), ("cbr_small", 128)]
 
@@ -65,8 +65,8 @@ def images_per_second(model_name: str, size: int, data: PreparedData, device: to
 
     def epoch(n_images: int):
         cfg = TrainConfig(epochs=1, batch_size=batch, class_weights=False)
-        return fit(model, model_name, data.images_at, data.labels, pool[:n_images], val_idx, cfg, size, "unit",
-                   data.classes, 1, 0, device=device).history[0]["epoch_seconds"]
+        fit_data = FitData(data.images_at, data.labels, pool[:n_images], val_idx, data.classes, size)
+        return fit(model, model_name, fit_data, cfg, "unit", 0, device=device).history[0]["epoch_seconds"]
 
     warm = epoch(2 * batch)
     n_batches = int(np.clip(round(seconds / (warm / 2)), 2, len(pool) // batch))

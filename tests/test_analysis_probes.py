@@ -7,13 +7,14 @@ import torch
 
 from xfer.analysis.cka import layerwise_cka, linear_cka
 from xfer.analysis.embed import penultimate_features, tsne_2d
-from xfer.analysis.explain import grad_cam, last_conv_block, saliency
 from xfer.analysis.images import model_input
+from xfer.analysis.saliency import grad_cam, last_conv_block, saliency
+from xfer.checkpoint import CheckpointMeta
 from xfer.data.images import read_image_resized
 from xfer.models import build_model, layer_blocks
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-META = {"model": "cbr_tiny", "in_channels": 1, "image_size": 32, "normalization": "unit"}
+META = CheckpointMeta(model="cbr_tiny", in_channels=1, image_size=32, normalization="unit")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from xfer.config import ConfigError, StudyConfig, flatten, load_stage, load_study, parse_study, set_values
+from xfer.config import ConfigError, StudyConfig, flatten, set_values
+from xfer.load import load_stage, load_study, parse_study
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +50,7 @@ def test_bad_yaml_errors_name_every_field():
     message = str(info.value)
     assert "trials.init[3]: unknown strategy 'imagenett'; known: " in message and "meanvar" in message
     assert "trials.models[1]: unknown model 'resnet19'" in message
-    assert "data.datasets[0].root: folder not found: /no/such/folder" in message
+    assert "data.datasets[0].root: dataset folder '/no/such/folder' not found" in message
     assert "trials.n_per_class[1]" in message
 
 

@@ -3,17 +3,19 @@ import pytest
 import torch
 from torch import nn
 
+from xfer.checkpoint import CheckpointMeta, save_checkpoint
 from xfer.config import InitConfig
 from xfer.inits import INITS, apply_init
 from xfer.models import adapt_first_conv, build_model, head_and_backbone_params
 from xfer.registry import UnknownNameError
 
 
-def save_checkpoint(path, model, **meta):
-    """A checkpoint file as xfer.checkpoint writes it (or a plain state dict when no meta is given)."""
-    state_dict = model.state_dict()
-    torch.save({"state_dict": state_dict, "meta": meta} if meta else state_dict, path)
-    return str(path)
+def save_source(path, model, **meta):
+    """A checkpoint file written by xfer.checkpoint (or a plain state dict when no meta is given)."""
+    if not meta:
+        torch.save(model.state_dict(), path)
+        return str(path)
+    return str(save_checkpoint(path, model.state_dict(), CheckpointMeta(**meta)))
 
 
 def source_model(name="resnet18", in_channels=3, num_classes=10):
@@ -54,7 +56,7 @@ def test_random_keeps_the_built_init_and_takes_no_source():
 
 def test_imagenet_from_a_three_channel_stage_checkpoint_sums_the_first_conv(tmp_path):
     source = source_model("cbr_tiny", in_channels=3)
-    path = save_checkpoint(tmp_path / "natural.pt", source, normalization="imagenet", in_channels=3)
+    path = save_source(tmp_path / "natural.pt", source, normalization="imagenet", in_channels=3)
     model = build_model("cbr_tiny", 2)
     info = apply_init(model, "cbr_tiny", InitConfig("imagenet", source=path))
     backbone_equal(model, source.state_dict(), "cbr_tiny")
@@ -69,7 +71,7 @@ def test_model_without_published_weights_needs_a_source():
 
 def test_grayscale_imagenet_loads_a_one_channel_source_as_is(tmp_path):
     source = source_model(in_channels=1)
-    path = save_checkpoint(tmp_path / "gray.pt", source, normalization="imagenet", in_channels=1)
+    path = save_source(tmp_path / "gray.pt", source, normalization="imagenet", in_channels=1)
     model = build_model("resnet18", 2)
     info = apply_init(model, "resnet18", InitConfig("grayscale_imagenet", source=path))
     backbone_equal(model, source.state_dict(), "resnet18")
@@ -78,7 +80,7 @@ def test_grayscale_imagenet_loads_a_one_channel_source_as_is(tmp_path):
 
 def test_grayscale_imagenet_with_rgb_source_is_the_cheap_variant(tmp_path):
     source = source_model(in_channels=3)
-    path = save_checkpoint(tmp_path / "rgb.pt", source)  # plain state dict: no meta
+    path = save_source(tmp_path / "rgb.pt", source)  # plain state dict: no meta
     model = build_model("resnet18", 2)
     info = apply_init(model, "resnet18", InitConfig("grayscale_imagenet", source=path))
     backbone_equal(model, source.state_dict(), "resnet18")
@@ -89,7 +91,7 @@ def test_grayscale_imagenet_with_rgb_source_is_the_cheap_variant(tmp_path):
 
 def test_chexpert_from_an_xray_stage_uses_its_normalization(tmp_path):
     source = source_model("densenet121", in_channels=1, num_classes=14)
-    path = save_checkpoint(tmp_path / "xray.pt", source, normalization="xrv")
+    path = save_source(tmp_path / "xray.pt", source, normalization="xrv")
     model = build_model("xrv_densenet121", 2)
     info = apply_init(model, "xrv_densenet121", InitConfig("chexpert", source=path))
     backbone_equal(model, source.state_dict(), "xrv_densenet121")
@@ -106,7 +108,7 @@ def meanvar(source_path, seed=0):
 
 def test_meanvar_matches_source_stats(tmp_path):
     source = source_model()
-    path = save_checkpoint(tmp_path / "imagenet.pt", source, normalization="imagenet")
+    path = save_source(tmp_path / "imagenet.pt", source, normalization="imagenet")
     model, head_before, info = meanvar(path)
     source_state, drawn = source.state_dict(), 0
     for name, module in model.named_modules():
@@ -128,7 +130,7 @@ def test_meanvar_matches_source_stats(tmp_path):
 
 
 def test_meanvar_is_deterministic_under_a_seed(tmp_path):
-    path = save_checkpoint(tmp_path / "imagenet.pt", source_model(), normalization="imagenet")
+    path = save_source(tmp_path / "imagenet.pt", source_model(), normalization="imagenet")
     first, second, other = meanvar(path, 0)[0], meanvar(path, 0)[0], meanvar(path, 1)[0]
     assert all(torch.equal(v, second.state_dict()[k]) for k, v in first.state_dict().items())
     assert not torch.equal(first.layer1[0].conv1.weight, other.layer1[0].conv1.weight)

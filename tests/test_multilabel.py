@@ -14,12 +14,13 @@ from test_config import smoke_raw
 from test_xrv_datasets import write_nih_csv
 from xfer import track
 from xfer.checkpoint import read_checkpoint
-from xfer.config import ConfigError, InitConfig, TrainConfig, load_stage, parse_study
+from xfer.config import ConfigError, InitConfig, TrainConfig
+from xfer.load import load_stage, parse_study
 from xfer.inits import apply_init
 from xfer.metrics import multilabel_metrics
 from xfer.models import build_model
 from xfer.stages import plan_stage, train_stage
-from xfer.train import _loss, fit
+from xfer.train import FitData, _loss, fit
 
 
 def test_unknown_targets_get_no_gradient():
@@ -56,9 +57,9 @@ def test_fit_learns_two_labels_with_unknowns():
     images[targets[:, 1] == 1, :, 10:, 10:] += 170
     targets[::3, 1] = np.nan
     torch.manual_seed(0)
-    result = fit(build_model("cbr_tiny", 2, 1), "cbr_tiny", lambda size: images, targets, np.arange(48),
-                 np.arange(48, 64), TrainConfig(epochs=4, batch_size=8, lr=0.01), 16, "unit", ("a", "b"), 1, 0,
-                 device=torch.device("cpu"))
+    data = FitData(lambda size: images, targets, np.arange(48), np.arange(48, 64), ("a", "b"), 16)
+    result = fit(build_model("cbr_tiny", 2, 1), "cbr_tiny", data, TrainConfig(epochs=4, batch_size=8, lr=0.01),
+                 "unit", 0, device=torch.device("cpu"))
     assert result.best_val_auc > 0.8
     assert all(np.isfinite(h["val_loss"]) and np.isfinite(h["train_loss"]) for h in result.history)
 
@@ -106,12 +107,13 @@ def test_multilabel_stage_trains_and_its_checkpoint_transfers(tmp_path, monkeypa
     metrics = manifest["final_metrics"]
     assert {"test_auc_effusion", "test_auc_pneumonia"} <= set(metrics)
     assert metrics["test_auc"] > 0.7 and 0 < metrics["chance_accuracy"] < 1 and manifest["learned"] is True
-    state, meta = read_checkpoint(Path(path))
-    assert meta["multi_label"] is True and meta["classes"] == ["effusion", "pneumonia"]
+    checkpoint = read_checkpoint(Path(path))
+    meta = checkpoint.meta
+    assert meta.multi_label is True and meta.classes == ("effusion", "pneumonia")
     # transfer: the 2-label head is dropped, the backbone loads into a 3-class target model
     target = build_model("cbr_tiny", 3, 1)
     apply_init(target, "cbr_tiny", InitConfig("imagenet", path), 1)
-    source_conv = next(v for k, v in state.items() if k.endswith("weight") and v.ndim == 4)
+    source_conv = next(v for k, v in checkpoint.state_dict.items() if k.endswith("weight") and v.ndim == 4)
     target_conv = next(v for k, v in target.state_dict().items() if k.endswith("weight") and v.ndim == 4)
     assert torch.equal(source_conv, target_conv)
 

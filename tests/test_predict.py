@@ -4,7 +4,7 @@ from pathlib import Path
 
 import torch
 
-from xfer.checkpoint import load_trial, save_checkpoint
+from xfer.checkpoint import CheckpointMeta, load_trial, save_checkpoint
 from xfer.models import build_model
 from xfer.predict import main
 
@@ -14,15 +14,15 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 def write_trial_checkpoint(path: Path) -> Path:
     torch.manual_seed(0)
     model = build_model("cbr_tiny", 2, 1)
-    meta = {"model": "cbr_tiny", "num_classes": 2, "in_channels": 1, "classes": ["normal", "covid"],
-            "image_size": 32, "normalization": "unit", "strategy": "random", "source": "", "seed": 0}
+    meta = CheckpointMeta(model="cbr_tiny", num_classes=2, in_channels=1, classes=("normal", "covid"), image_size=32,
+                          normalization="unit", strategy="random")
     return save_checkpoint(path, model.state_dict(), meta)
 
 
 def test_checkpoint_round_trip(tmp_path):
     path = write_trial_checkpoint(tmp_path / "best.pt")
     model, meta = load_trial(str(path))
-    assert meta["classes"] == ["normal", "covid"] and not model.training
+    assert meta.classes == ("normal", "covid") and not model.training
 
 
 def test_predicts_real_images_and_reports_corrupt_file(tmp_path, capsys):

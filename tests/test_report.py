@@ -12,17 +12,18 @@ import yaml
 from PIL import Image
 
 from xfer import track
-from xfer.analysis.explain import grad_cam, last_conv_block
 from xfer.analysis.images import model_input
+from xfer.analysis.saliency import grad_cam, last_conv_block
 from xfer.analysis.shortcut import shortcut_probe
-from xfer.checkpoint import load_trial, save_checkpoint
-from xfer.config import AnalysisConfig, TrainConfig, absolutize, parse_study
+from xfer.checkpoint import CheckpointMeta, load_trial, save_checkpoint
+from xfer.config import AnalysisConfig, TrainConfig, absolutize
 from xfer.data.images import read_image_resized
 from xfer.data.prepare import prepare_data
+from xfer.load import parse_study
 from xfer.explain import main as explain_main
 from xfer.models import build_model
 from xfer.report import build_report, main as report_main
-from xfer.train import fit
+from xfer.train import FitData, fit
 from xfer.trial import TrialSpec, run_trial
 
 pytestmark = pytest.mark.slow
@@ -46,9 +47,10 @@ def pretrain_source(tmp: Path) -> Path:
     source = prepare_data(data, ROOT)
     torch.manual_seed(0)
     model = build_model("cbr_tiny", 2, 1)
-    result = fit(model, "cbr_tiny", source.images_at, source.labels, np.asarray(source.split.train),
-                 np.asarray(source.split.val), TrainConfig(epochs=2, batch_size=16), 32, "unit", source.classes, 1, 0)
-    return save_checkpoint(tmp / "source.pt", result.best_state, {"model": "cbr_tiny", "num_classes": 2})
+    data = FitData(source.images_at, source.labels, np.asarray(source.split.train), np.asarray(source.split.val),
+                   source.classes, 32)
+    result = fit(model, "cbr_tiny", data, TrainConfig(epochs=2, batch_size=16), "unit", 0)
+    return save_checkpoint(tmp / "source.pt", result.best_state, CheckpointMeta(model="cbr_tiny", num_classes=2))
 
 
 @pytest.fixture(scope="module")

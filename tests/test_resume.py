@@ -13,7 +13,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from test_cluster import ROOT, expected_trial_keys, kill_session, ray_env, short_temp_dir, trial_runs, write_study
+from helpers import ROOT, expected_trial_keys, kill_session, ray_env, short_temp_dir, trial_runs, write_study
 
 SMOKE = ROOT / "experiments" / "smoke.yaml"
 EPOCHS = 20  # the n=all trials run long enough to be killed half-way
@@ -106,12 +106,12 @@ def test_failing_trial_is_retried_then_recorded_failed(tmp_path):
     """An init checkpoint that fits cbr_tiny but not cbr_small: the cbr_small trial fails, cbr_tiny's finishes."""
     import torch
 
-    from xfer.checkpoint import save_checkpoint
+    from xfer.checkpoint import CheckpointMeta, save_checkpoint
     from xfer.models import build_model
 
     torch.manual_seed(0)
     checkpoint = save_checkpoint(tmp_path / "cbr_tiny.pt", build_model("cbr_tiny", 2, 1).state_dict(),
-                                 {"model": "cbr_tiny", "num_classes": 2, "in_channels": 1})
+                                 CheckpointMeta(model="cbr_tiny", num_classes=2, in_channels=1))
     study = write_study(SMOKE, tmp_path, {
         "name": "failing", "trials.init": [{"strategy": "imagenet", "source": str(checkpoint)}],
         "trials.models": ["cbr_tiny", "cbr_small"], "trials.n_per_class": [4], "trials.seeds": [0],

@@ -5,7 +5,7 @@ import torch
 from xfer import recipes
 from xfer.config import TrainConfig
 from xfer.models import build_model, head_and_backbone_params
-from xfer.train import fit
+from xfer.train import FitData, fit
 
 CLASSES = ("normal", "covid")
 
@@ -23,8 +23,9 @@ def run_fit(cfg, seed=0, on_epoch=None, resume=None, model=None):
     images, labels = toy_data()
     torch.manual_seed(seed)
     model = model or build_model("cbr_tiny", 2, 1)
-    result = fit(model, "cbr_tiny", lambda size: images, labels, np.arange(16), np.arange(16, 24), cfg, 16,
-                 "unit", CLASSES, 1, seed, device=torch.device("cpu"), on_epoch=on_epoch, resume=resume)
+    data = FitData(lambda size: images, labels, np.arange(16), np.arange(16, 24), CLASSES, 16)
+    result = fit(model, "cbr_tiny", data, cfg, "unit", seed, device=torch.device("cpu"), on_epoch=on_epoch,
+                 resume=resume)
     return model, result
 
 

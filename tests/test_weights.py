@@ -10,8 +10,8 @@ from xfer.cli import main
 from xfer.config import InitConfig
 from xfer.inits import apply_init
 from xfer.inits.published import published_weights
-from xfer.inits.weights import (CheckpointMismatchError, WeightsMissingError, load_checkpoint_file,
-                                load_state_dict_checked, load_weights, source_for)
+from xfer.inits.weights import (CheckpointMismatchError, WeightsMissingError, load_state_dict_checked, load_weights,
+                                source_for)
 from xfer.models import adapt_first_conv, build_model
 from xfer.xrv import import_xrv
 
@@ -139,9 +139,9 @@ def test_checkpoint_files_plain_or_with_meta(tmp_path):
     state = build_model("cbr_small", 2).state_dict()
     torch.save(state, tmp_path / "plain.pt")
     torch.save({"state_dict": state, "meta": {"normalization": "xrv", "model": "cbr_small"}}, tmp_path / "meta.pt")
-    plain, with_meta = load_checkpoint_file(tmp_path / "plain.pt"), load_checkpoint_file(tmp_path / "meta.pt")
+    plain, with_meta = load_weights(str(tmp_path / "plain.pt")), load_weights(str(tmp_path / "meta.pt"))
     assert plain.normalization is None and with_meta.normalization == "xrv"
-    assert with_meta.meta["model"] == "cbr_small" and with_meta.source == str(tmp_path / "meta.pt")
+    assert with_meta.meta.model == "cbr_small" and with_meta.source == str(tmp_path / "meta.pt")
     with pytest.raises(FileNotFoundError, match="nope.pt"):
         load_weights(str(tmp_path / "nope.pt"))
     torch.save(build_model("cbr_small", 2), tmp_path / "module.pt")

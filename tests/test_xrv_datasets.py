@@ -9,7 +9,8 @@ from PIL import Image
 
 from conftest import DATA
 from test_config import smoke_raw
-from xfer.config import ConfigError, DataConfig, DatasetConfig, parse_study
+from xfer.config import ConfigError, DataConfig, DatasetConfig
+from xfer.load import parse_study
 from xfer.data import SkippedImagesWarning, load_records
 from xfer.data.xrv_datasets import class_targets, single_label
 

@@ -1,14 +1,10 @@
-"""Study and stage YAML → frozen, validated dataclasses (the only place raw dicts exist)."""
+"""The study and stage schema: frozen dataclasses (parsed and checked by `xfer.load`); imports no registry."""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
-
-import yaml
-
-from xfer.convert import to_dataclass
 
 
 class ConfigError(ValueError):
@@ -65,6 +61,10 @@ class DataConfig:
     cache_dir: str = ".xfer_cache"
     multi_label: bool = False  # one sigmoid output per class (torchxrayvision datasets; pretraining stages)
     exclude_overlap_with: tuple[DatasetConfig, ...] = ()  # evaluated sets: drop images also in these (by content)
+
+    @property
+    def positive_index(self) -> int:
+        return positive_index(self.classes, self.positive_class)
 
 
 @dataclass(frozen=True)
@@ -142,12 +142,20 @@ class TrackingConfig:
 
 @dataclass(frozen=True)
 class AnalysisConfig:
+    """How the report tests its hypotheses: error rates, power, margins, and the images probes use."""
+
     bootstrap_samples: int = 2000
-    bootstrap_seed: int = 0
-    cka_images: int = 32
+    bootstrap_seed: int = 0  # seeds the probe image pick and the shortcut probe
+    cka_images: int = 32  # debiased CKA needs at least 4; below ~32 two random networks look alike
     explain_images: int = 4
     shortcut_probe: bool = False
     equivalence_margin: float = 0.05  # AUC difference read as "comparable" (H5) / "not worse" (H4 grayscale)
+    alpha: float = 0.05  # family-wise error rate of the whole report (Holm)
+    power: float = 0.8  # a comparison whose minimum detectable effect at this power exceeds its margin: underpowered
+    min_seeds: int = 3  # fewer seed/repeat clusters than this: inconclusive
+    convergence_fraction: float = 0.9  # common target: 0.5 + fraction × (best strategy's val AUC − 0.5)
+    convergence_margin: float = 1.0  # epochs: the smallest convergence difference worth detecting
+    cka_margin: float = 0.05  # CKA: the smallest feature-reuse difference worth detecting
 
 
 @dataclass(frozen=True)
@@ -182,121 +190,25 @@ class StageConfig:
     tracking: TrackingConfig = TrackingConfig()
 
 
-# ---------------------------------------------------------------- validation
-
-
-def _check_names(path: str, models: tuple[str, ...], inits: tuple[InitConfig, ...],
-                 data: DataConfig, base_dir: Path, problems: list[str]) -> None:
-    """Check registry names, classes and paths; append problems with field paths."""
-    from xfer.data import DATASETS
-    from xfer.data.xrv_datasets import IMAGE_COLUMNS
-    from xfer.inits import INITS
-    from xfer.models import is_known_model, known_models
-
-    for i, ds in enumerate(data.datasets):
-        at = f"data.datasets[{i}]"
-        if ds.layout not in DATASETS:
-            problems.append(f"{at}.layout: unknown dataset layout {ds.layout!r}; known: {DATASETS.known()}")
-        if ds.layout == "torchxrayvision" and ds.xrv_class not in IMAGE_COLUMNS:
-            problems.append(f"{at}.xrv_class: {ds.xrv_class!r} is not a supported torchxrayvision dataset; "
-                            f"supported: {', '.join(IMAGE_COLUMNS)}")
-        root = resolve_path(ds.root, base_dir)
-        if not root.exists():
-            problems.append(f"{at}.root: folder not found: {root}")
-        unknown = sorted(set(ds.label_map.values()) - set(data.classes))
-        if unknown:
-            problems.append(f"{at}.label_map: maps to {unknown}, which are not in data.classes {list(data.classes)}")
-    if len(data.classes) < 2:
-        problems.append("data.classes: need at least two classes")
-    if data.multi_label and any(ds.layout != "torchxrayvision" for ds in data.datasets):
-        problems.append("data.multi_label: needs datasets of layout torchxrayvision (they carry per-pathology labels)")
-    if data.positive_class is not None and data.positive_class not in data.classes:
-        problems.append(f"data.positive_class: {data.positive_class!r} is not in data.classes {list(data.classes)}")
-    if data.channels not in (1, 3):
-        problems.append(f"data.channels: must be 1 or 3, got {data.channels}")
-    s = data.split
-    if not (0 <= s.val_fraction < 1 and 0 <= s.test_fraction < 1 and s.val_fraction + s.test_fraction < 1):
-        problems.append("data.split: val_fraction and test_fraction must be in [0, 1) and sum to less than 1")
-    for i, m in enumerate(models):
-        if not is_known_model(m):
-            problems.append(f"{path}models[{i}]: unknown model {m!r}; known: {known_models()}, or timm:NAME")
-    for i, init in enumerate(inits):
-        at = f"{path}init[{i}]"
-        if init.strategy not in INITS:
-            problems.append(f"{at}: unknown strategy {init.strategy!r}; known: {INITS.known()}")
-        src = init.source
-        if src and not src.startswith("stage:") and ":" not in src and not resolve_path(src, base_dir).exists():
-            problems.append(f"{at}.source: checkpoint file not found: {resolve_path(src, base_dir)}")
+# ---------------------------------------------------------------- helpers
 
 
 def resolve_path(p: str, base_dir: Path) -> Path:
-    """Paths in a config are relative to the working directory if they exist there, else to the file."""
+    """Paths in a config are relative to the working directory if they exist there, else to the file;
+    a dataset folder is looked up in the data root by name (first when XFER_DATA is set, else last)."""
+    from xfer.data.root import chosen_dataset_folder, dataset_folder  # lazy: xfer.data imports this module
     path = Path(p).expanduser()
+    if chosen := chosen_dataset_folder(path):
+        return chosen
     if path.is_absolute() or path.exists():
         return path
     beside = base_dir / path
-    return beside if beside.exists() else path
+    return beside if beside.exists() else dataset_folder(path)
 
 
-def _read_yaml(path: Path) -> dict:
-    if not path.exists():
-        raise ConfigError(str(path), ["file not found"])
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(str(path), [f"not valid YAML: {e}"]) from None
-    if not isinstance(raw, dict):
-        raise ConfigError(str(path), ["expected a mapping at the top level"])
-    return raw
-
-
-def parse_study(raw: dict, source: str = "<study>", base_dir: Path = Path(".")) -> StudyConfig:
-    """Validate a raw study mapping; raises ConfigError listing every problem."""
-    problems: list[str] = []
-    study = to_dataclass(raw, StudyConfig, "", problems)
-    if study is not None and not problems:
-        t = study.trials
-        for i, n in enumerate(t.n_per_class):
-            if not (n == "all" or (isinstance(n, int) and n > 0)):
-                problems.append(f"trials.n_per_class[{i}]: expected a positive integer or 'all', got {n!r}")
-        if not t.init:
-            problems.append("trials.init: name at least one strategy")
-        if not t.models:
-            problems.append("trials.models: name at least one model")
-        _check_names("trials.", t.models, t.init, study.data, base_dir, problems)
-        if study.data.multi_label:
-            problems.append("data.multi_label: studies are single-label; multi-label heads are for pretraining stages")
-    if problems:
-        raise ConfigError(source, problems)
-    return study
-
-
-def parse_stage(raw: dict, source: str = "<stage>", base_dir: Path = Path(".")) -> StageConfig:
-    problems: list[str] = []
-    stage = to_dataclass(raw, StageConfig, "", problems)
-    if stage is not None and not problems:
-        _check_names("", (stage.model,), (stage.init,), stage.data, base_dir, problems)
-        if stage.data.multi_label and stage.train.sampler == "weighted":
-            problems.append("train.sampler: 'weighted' needs single-label data; with data.multi_label use "
-                            "class_weights (per-class positive weights) instead")
-        problems[:] = [p.replace("models[0]", "model").replace("init[0]", "init") for p in problems]
-    if problems:
-        raise ConfigError(source, problems)
-    return stage
-
-
-def load_study(path: str | Path) -> StudyConfig:
-    path = Path(path)
-    return parse_study(_read_yaml(path), str(path), path.parent)
-
-
-def load_stage(path: str | Path) -> StageConfig:
-    path = Path(path)
-    return parse_stage(_read_yaml(path), str(path), path.parent)
-
-
-def is_stage_file(path: str | Path) -> bool:
-    return "stage" in _read_yaml(Path(path))
+def positive_index(classes: tuple[str, ...], positive_class: Optional[str]) -> int:
+    """Index of the positive class (sensitivity, specificity, binary AUC): `positive_class`, else the last."""
+    return classes.index(positive_class) if positive_class in classes else len(classes) - 1
 
 
 def set_values(obj: Any) -> dict[str, Any]:

@@ -10,25 +10,25 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from xfer.analysis.explain import grad_cam, last_conv_block, saliency  # noqa: E402
+from xfer.analysis.saliency import grad_cam, last_conv_block, saliency  # noqa: E402
 from xfer.analysis.images import model_input  # noqa: E402
+from xfer.checkpoint import CheckpointMeta  # noqa: E402
 
 
-def explain_image(model: torch.nn.Module, meta: dict, path: str, out_dir: Path,
+def explain_image(model: torch.nn.Module, meta: CheckpointMeta, path: str, out_dir: Path,
                   target: Optional[str] = None) -> Path:
     """Write `<stem>_explain.png`: input, Grad-CAM and saliency of the target (default: predicted) class."""
     from xfer.data.images import read_image_resized
 
-    classes = list(meta["classes"])
-    raw = read_image_resized(str(path), int(meta["image_size"]), int(meta.get("in_channels", 1)))[None]
+    classes = list(meta.classes)
+    raw = read_image_resized(str(path), meta.image_size, meta.in_channels)[None]
     x = model_input(raw, meta)[0].to(next(model.parameters()).device)
     with torch.no_grad():
         probs = torch.softmax(model(x[None]), 1)[0].cpu().numpy()
     k = classes.index(target) if target else int(probs.argmax())
-    cam = grad_cam(model, x, k, last_conv_block(model, meta["model"], x))
+    cam = grad_cam(model, x, k, last_conv_block(model, meta.model, x))
     sal = saliency(model, x, k)
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.3))
     gray = raw[0].mean(0)
@@ -49,7 +49,7 @@ def explain_image(model: torch.nn.Module, meta: dict, path: str, out_dir: Path,
     return out
 
 
-def write_explanations(model: torch.nn.Module, meta: dict, paths: list, out_dir: Path,
+def write_explanations(model: torch.nn.Module, meta: CheckpointMeta, paths: list, out_dir: Path,
                        target: Optional[str] = None) -> list[Path]:
     """Explain each image file into `out_dir` (created); returns the PNG paths."""
     out_dir = Path(out_dir)
@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     from xfer.checkpoint import load_trial
 
     model, meta = load_trial(args.run_id, args.tracking_uri)
-    if args.target and args.target not in meta["classes"]:
-        print(f"error: --class {args.target!r} is not one of {meta['classes']}", file=sys.stderr)
+    if args.target and args.target not in meta.classes:
+        print(f"error: --class {args.target!r} is not one of {list(meta.classes)}", file=sys.stderr)
         return 2
     for png in write_explanations(model, meta, args.images, args.out, args.target):
         print(png)

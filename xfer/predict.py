@@ -9,7 +9,8 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm", ".bmp", ".tif", ".tiff"}
+from xfer.checkpoint import CheckpointMeta
+from xfer.data.images import IMAGE_SUFFIXES
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[Path]:
@@ -23,24 +24,23 @@ def expand_inputs(inputs: Iterable[str]) -> list[Path]:
     return files
 
 
-def predict_files(model, meta: dict, files: list[Path]) -> tuple[list[tuple[Path, np.ndarray]], list[tuple[Path, str]]]:
+def predict_files(model, meta: CheckpointMeta, files: list[Path]) -> tuple[list[tuple[Path, np.ndarray]], list[tuple[Path, str]]]:
     """(path, class probabilities) per readable file, and (path, error) per file that could not be read."""
     from xfer.data.images import read_image_resized
     from xfer.train import pick_device, predict_probs
 
-    size, channels = int(meta["image_size"]), int(meta.get("in_channels", 1))
     good, errors, images = [], [], []
     for path in files:
         try:
-            images.append(read_image_resized(str(path), size, channels))
+            images.append(read_image_resized(str(path), meta.image_size, meta.in_channels))
             good.append(path)
         except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
             errors.append((path, str(e)))
     if not images:
         return [], errors
     device = pick_device()
-    probs = predict_probs(model.to(device), np.stack(images), meta["normalization"], device,
-                          multi_label=bool(meta.get("multi_label")))
+    probs = predict_probs(model.to(device), np.stack(images), meta.normalization, device,
+                          multi_label=meta.multi_label)
     return list(zip(good, probs)), errors
 
 
@@ -68,7 +68,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     from xfer.checkpoint import load_trial
 
     model, meta = load_trial(args.trial, args.tracking_uri)
-    classes = list(meta["classes"])
+    classes = list(meta.classes)
     rows, errors = predict_files(model, meta, expand_inputs(args.images))
     for path, p in rows:
         print(f"{path}\t{classes[int(np.argmax(p))]}\t" + "\t".join(f"{c}={v:.3f}" for c, v in zip(classes, p)))

@@ -11,6 +11,7 @@ from typing import Optional
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from xfer import track
 from xfer.analysis.collect import (StudyRuns, confusion_matrices, load_study_runs, read_csv_artifact,
                                   read_json_artifact)
 from xfer.analysis.convergence import convergence_epochs
@@ -20,21 +21,8 @@ from xfer.analysis.hypotheses import evaluate_hypotheses
 from xfer.analysis.images import AnalysisImages, log_analysis_images, read_analysis_images, select_analysis_images
 from xfer.analysis.probes import CKA_COLUMNS, probe_trials
 from xfer.analysis.shortcut import ShortcutResult, shortcut_probe
-from xfer.config import AnalysisConfig, absolutize, load_study
-
-REPORT_ARTIFACTS = "report"
-SHORTCUT_ARTIFACT = "analysis/shortcut_probe.json"
-ANALYSIS_CONFIG_ARTIFACT = "analysis/config.json"
-
-
-def study_run_id(client: MlflowClient, experiment_id: str, experiment: str) -> str:
-    """The newest 'study' run of the experiment (the report's parent), created if the study has none."""
-    runs = client.search_runs([experiment_id], "tags.`xfer.kind` = 'study'", max_results=1,
-                              order_by=["attributes.start_time DESC"])
-    if runs:
-        return runs[0].info.run_id
-    tags = {"xfer.kind": "study", "xfer.study": experiment}
-    return client.create_run(experiment_id, run_name=f"study:{experiment}", tags=tags).info.run_id
+from xfer.config import AnalysisConfig, absolutize, positive_index
+from xfer.load import load_study
 
 
 def study_json(out_dir: Optional[Path]) -> dict:
@@ -62,7 +50,7 @@ def probe_inputs(client: MlflowClient, run_id: str, cfg: AnalysisConfig, out_dir
     """Probe images and shortcut result stored on the study run; computed from the study's data (and
     stored) the first time, so later rebuilds need MLflow alone."""
     images = read_analysis_images(client, run_id)
-    stored = read_json_artifact(client, run_id, SHORTCUT_ARTIFACT)
+    stored = read_json_artifact(client, run_id, track.SHORTCUT_ARTIFACT)
     shortcut = ShortcutResult(**{**stored, "sources": tuple(stored["sources"])}) if stored else None
     if images is not None and (shortcut is not None or not cfg.shortcut_probe):
         return images, shortcut
@@ -82,27 +70,27 @@ def probe_inputs(client: MlflowClient, run_id: str, cfg: AnalysisConfig, out_dir
         log_analysis_images(client, run_id, images)
     if cfg.shortcut_probe and shortcut is None:
         shortcut = shortcut_probe(data, seed=cfg.bootstrap_seed)
-        client.log_dict(run_id, shortcut.to_json(), SHORTCUT_ARTIFACT)
+        client.log_dict(run_id, shortcut.to_json(), track.SHORTCUT_ARTIFACT)
     return images, shortcut
 
 
-def positive_index(trials: pd.DataFrame, classes: tuple[str, ...]) -> int:
-    """The study's positive class (param data.positive_class), else the last class."""
+def logged_positive_index(trials: pd.DataFrame, classes: tuple[str, ...]) -> int:
+    """The study's positive class as its trials logged it (param data.positive_class), else the last class."""
     named = trials.get("param.data.positive_class", pd.Series(dtype=str)).dropna()
-    return classes.index(named.iloc[0]) if len(named) and named.iloc[0] in classes else len(classes) - 1
+    return positive_index(classes, named.iloc[0] if len(named) else None)
 
 
 def analyse(study: StudyRuns, run_id: str, cfg: AnalysisConfig, out_dir: Optional[Path] = None) -> Analysis:
     """Everything the report needs, from MLflow (plus the study's data the first time)."""
-    client = MlflowClient(study.tracking_uri)
+    client = track.client(study.tracking_uri)
     trials = study.trials.merge(convergence_epochs(study.histories), on="run_id", how="left")
     notes: dict[str, str] = {}
     images, shortcut = probe_inputs(client, run_id, cfg, out_dir, notes)
     probes = probe_trials(trials, study.tracking_uri, images, cfg.bootstrap_seed) if images is not None else None
     cka = probes.cka if probes is not None else pd.DataFrame(columns=CKA_COLUMNS)
     predictions = {r: p for r in trials["run_id"]
-                   if (p := read_csv_artifact(client, r, "eval/test_predictions.csv")) is not None}
-    ensembles = ensemble_table(trials, predictions, study.classes, positive_index(trials, study.classes))
+                   if (p := read_csv_artifact(client, r, track.PREDICTIONS_ARTIFACT)) is not None}
+    ensembles = ensemble_table(trials, predictions, study.classes, logged_positive_index(trials, study.classes))
     return Analysis(study, trials, evaluate_hypotheses(trials, cka, cfg), ensembles,
                     confusion_matrices(client, list(trials["run_id"])), probes, images, shortcut, notes,
                     cfg.equivalence_margin)
@@ -112,9 +100,9 @@ def settings_for(client: MlflowClient, run_id: str, given: Optional[AnalysisConf
     """Given settings are stored on the study run; without them, the stored ones (else defaults) are used,
     so a rebuild repeats the study's own analysis."""
     if given is not None:
-        client.log_dict(run_id, dataclasses.asdict(given), ANALYSIS_CONFIG_ARTIFACT)
+        client.log_dict(run_id, dataclasses.asdict(given), track.ANALYSIS_CONFIG_ARTIFACT)
         return given
-    stored = read_json_artifact(client, run_id, ANALYSIS_CONFIG_ARTIFACT)
+    stored = read_json_artifact(client, run_id, track.ANALYSIS_CONFIG_ARTIFACT)
     known = {f.name for f in dataclasses.fields(AnalysisConfig)}
     return AnalysisConfig(**{k: v for k, v in (stored or {}).items() if k in known})
 
@@ -124,11 +112,11 @@ def build_report(tracking_uri: str, experiment: str, out_dir: str | Path,
     """Analyse the study, write `<out_dir>/report/report.html` (+ figures, tables) and log it under the
     study run's `report/` artifacts; returns the HTML path."""
     study = load_study_runs(tracking_uri, experiment)
-    client = MlflowClient(tracking_uri)
-    run_id = parent_run_id or study_run_id(client, study.experiment_id, experiment)
+    client = track.client(tracking_uri)
+    run_id = parent_run_id or track.study_run_id(tracking_uri, study.experiment_id, None, reuse=True)
     analysis = analyse(study, run_id, settings_for(client, run_id, analysis_cfg), Path(out_dir))
-    path = write_report(analysis, Path(out_dir) / REPORT_ARTIFACTS)
-    client.log_artifacts(run_id, str(path.parent), REPORT_ARTIFACTS)
+    path = write_report(analysis, Path(out_dir) / track.REPORT_ARTIFACTS)
+    client.log_artifacts(run_id, str(path.parent), track.REPORT_ARTIFACTS)
     return path
 
 

@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 
 from xfer import track
-from xfer.config import ConfigError, StudyConfig, absolutize, is_stage_file, load_stage, load_study
+from xfer.config import ConfigError, StudyConfig, absolutize
+from xfer.load import is_stage_file, load_stage, load_study
+from xfer.source import parse_source
 
 
 def run_stage_file(path: Path) -> Path:
@@ -31,13 +33,12 @@ def run_stage_file(path: Path) -> Path:
 
 def missing_published_weights(study: StudyConfig) -> list[str]:
     """Pre-flight: every published weight file the trials need must be in its library's cache."""
-    from xfer.inits.published import PUBLISHERS, published_weights
+    from xfer.inits.published import published_weights
     from xfer.inits.weights import source_for
 
     problems = []
     for i, init in enumerate(study.trials.init):
-        source = init.source or ""
-        if init.strategy == "random" or source.startswith("stage:") or (source and source.split(":")[0] not in PUBLISHERS):
+        if init.strategy == "random" or parse_source(init.source).kind in ("stage", "file"):
             continue
         for model in study.trials.models:
             try:
@@ -50,15 +51,6 @@ def missing_published_weights(study: StudyConfig) -> list[str]:
                                 f"searched {weights.cache_path}; fetch it with `xfer weights fetch {weights.source}` "
                                 f"when online, or copy it there")
     return problems
-
-
-def study_run_id(uri: str, experiment_id: str, study: StudyConfig, resume: bool) -> str:
-    """The parent 'study' run: reused on --resume, else a new one."""
-    tags = {"xfer.kind": "study", "xfer.study": study.name}
-    previous = track.find_run(uri, experiment_id, tags)
-    if resume and previous is not None:
-        return previous.info.run_id
-    return track.client(uri).create_run(experiment_id, run_name=f"study:{study.name}", tags=tags).info.run_id
 
 
 def run_study(path: Path, resume: bool = False, report: bool = True) -> dict:
@@ -79,7 +71,7 @@ def run_study(path: Path, resume: bool = False, report: bool = True) -> dict:
     (out / "study.json").write_text(json.dumps({"tracking_uri": uri, "experiment": experiment,
                                                 "study_file": str(path.resolve())}, indent=2))
     experiment_id = track.ensure_experiment(uri, experiment)
-    parent = study_run_id(uri, experiment_id, study, resume)
+    parent = track.study_run_id(uri, experiment_id, study.name, reuse=resume)
     track.log_params(uri, parent, {"study_file": str(path)})
     connect(study.ray.address)
     inits = resolve_init_sources(study.trials.init, study.trials.models, recipe_dirs((path.parent.parent / "pretrain",)),

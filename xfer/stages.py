@@ -15,9 +15,11 @@ import torch
 
 from xfer import track
 from xfer.checkpoint import save_checkpoint
-from xfer.config import InitConfig, StageConfig, absolutize, flatten, load_stage, set_values
+from xfer.config import InitConfig, StageConfig, absolutize, flatten, set_values
+from xfer.load import load_stage
+from xfer.source import parse_source
 
-STAGE_PREFIX = "stage:"
+STAGE_SEED = 0  # a stage is one checkpoint, trained from one seed
 LEARNED_MIN_AUC = 0.6  # a stage whose held-out AUC stays below this is at chance: it transfers nothing
 
 
@@ -65,9 +67,8 @@ def plan_stage(name: str, model: Optional[str], dirs: list[Path], _seen: tuple[s
         raise StageError(f"{path}: field 'stage' is {config.stage!r}, but the file is named for {name!r}")
     if model:
         config = dataclasses.replace(config, model=model)
-    source = config.init.source or ""
-    dep = plan_stage(source[len(STAGE_PREFIX):], config.model, dirs, (*_seen, name)) \
-        if source.startswith(STAGE_PREFIX) else None
+    source = parse_source(config.init.source)
+    dep = plan_stage(source.name, config.model, dirs, (*_seen, name)) if source.kind == "stage" else None
     recipe = {k: v for k, v in set_values(config).items() if k not in ("description", "tracking.uri")}
     blob = json.dumps([recipe, dep.key if dep else None], sort_keys=True, default=str)
     return StageJob(config, dep, hashlib.sha256(blob.encode()).hexdigest()[:16])
@@ -85,57 +86,37 @@ def cached_checkpoint(job: StageJob, cache_root: Path) -> Optional[Path]:
 def train_stage(job: StageJob, source_path: Optional[str], cache_root: Path, uri: str, experiment_id: str) -> str:
     """Train one stage (its dependency's checkpoint already made) and write checkpoint + manifest."""
     from xfer.data.prepare import prepare_data
-    from xfer.inits import apply_init
-    from xfer.metrics import classification_metrics, multilabel_metrics
-    from xfer.models import build_model
-    from xfer.train import fit, pick_device, predict_probs
+    from xfer.pipeline import train_and_test
+    from xfer.train import FitData
 
     cfg = job.config
     out = stage_dir(job, cache_root)
-    tags = {"xfer.kind": "stage", "xfer.stage": cfg.stage, "xfer.stage_key": job.key, "model": cfg.model}
-    run_id = track.open_run(uri, experiment_id, f"stage:{job.name}", tags, ("xfer.stage_key",))
+    tags = {track.KIND_TAG: track.STAGE, track.STAGE_TAG: cfg.stage, track.STAGE_KEY_TAG: job.key,
+            "model": cfg.model}
+    run_id = track.open_run(uri, experiment_id, f"stage:{job.name}", tags, (track.STAGE_KEY_TAG,))
     began = time.perf_counter()
-    try:
-        data = prepare_data(cfg.data, Path.cwd())
-        classes, channels, seed = data.classes, cfg.data.channels, 0
-        torch.manual_seed(seed)
-        model = build_model(cfg.model, len(classes), channels)
+    with track.finishing(uri, run_id):
+        prepared = prepare_data(cfg.data, Path.cwd())
+        labels = prepared.targets if prepared.targets is not None else prepared.labels
+        data = FitData(prepared.images_at, labels, np.asarray(prepared.split.train), np.asarray(prepared.split.val),
+                       prepared.classes, cfg.data.image_size, cfg.data.positive_index)
+        test_idx = np.asarray(prepared.split.test)
         init = dataclasses.replace(cfg.init, source=source_path or cfg.init.source)
-        info = apply_init(model, cfg.model, init, channels)
-        track.log_params(uri, run_id, {**flatten(cfg), "init.resolved_source": info.source,
-                                       "init.normalization": info.normalization, "stage_key": job.key})
-        train_idx, val_idx = np.asarray(data.split.train), np.asarray(data.split.val)
-        multi_label = data.targets is not None
-        labels = data.targets if multi_label else data.labels
-        result = fit(model, cfg.model, data.images_at, labels, train_idx, val_idx, cfg.train,
-                     cfg.data.image_size, info.normalization, classes, len(classes) - 1, seed,
-                     on_epoch=lambda epoch, m, _state: track.log_metrics(uri, run_id, m, step=epoch))
-        test_idx = np.asarray(data.split.test)
-        probs = predict_probs(model, data.images_at(cfg.data.image_size)[test_idx], info.normalization, pick_device(),
-                              multi_label=multi_label)
-        final = multilabel_metrics(labels[test_idx], probs, classes, "test_") if multi_label else \
-            classification_metrics(labels[test_idx], probs, classes, len(classes) - 1, "test_")
-        final.update(train_seconds=result.train_seconds, best_epoch=result.best_epoch,
-                     chance_accuracy=chance_accuracy(labels[test_idx]))
-        track.log_metrics(uri, run_id, final, step=0)
-        meta = {"model": cfg.model, "num_classes": len(classes), "in_channels": channels, "classes": list(classes),
-                "image_size": cfg.data.image_size, "normalization": info.normalization, "stage": cfg.stage,
-                "stage_key": job.key, "seed": seed, "strategy": cfg.init.strategy, "source": init.source or "",
-                "multi_label": multi_label}
-        save_checkpoint(out / "checkpoint.pt", result.best_state, meta)
-        manifest = {"stage": cfg.stage, "model": cfg.model, "key": job.key, "source": info.source,
-                    "data": [d.root for d in cfg.data.datasets], "classes": list(classes),
-                    "n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_idx),
-                    "epochs": len(result.history), "final_metrics": final, "mlflow_run_id": run_id,
+        tested = train_and_test(uri, run_id, cfg.model, init, data, test_idx, cfg.train, cfg.data.channels,
+                                STAGE_SEED, {**flatten(cfg), "stage_key": job.key})
+        final = dict(tested.metrics, chance_accuracy=chance_accuracy(labels[test_idx]))
+        track.log_metrics(uri, run_id, {"chance_accuracy": final["chance_accuracy"]}, step=0)
+        meta = dataclasses.replace(tested.meta, stage=cfg.stage, stage_key=job.key)
+        save_checkpoint(out / "checkpoint.pt", tested.fit.best_state, meta)
+        manifest = {"stage": cfg.stage, "model": cfg.model, "key": job.key, "source": tested.info.source,
+                    "data": [d.root for d in cfg.data.datasets], "classes": list(prepared.classes),
+                    "n_train": len(data.train_idx), "n_val": len(data.val_idx), "n_test": len(test_idx),
+                    "epochs": len(tested.fit.history), "final_metrics": final, "mlflow_run_id": run_id,
                     "wall_seconds": time.perf_counter() - began,
                     "learned": bool(final["test_auc"] >= LEARNED_MIN_AUC)}
-        (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=float))
-        track.client(uri).log_artifact(run_id, str(out / "manifest.json"))
-        track.client(uri).set_terminated(run_id, "FINISHED")
-        return str(out / "checkpoint.pt")
-    except BaseException:
-        track.client(uri).set_terminated(run_id, "FAILED")
-        raise
+        (out / track.MANIFEST_ARTIFACT).write_text(json.dumps(manifest, indent=2, default=float))
+        track.log_file(uri, run_id, out / track.MANIFEST_ARTIFACT, track.MANIFEST_ARTIFACT)
+    return str(out / "checkpoint.pt")
 
 
 def chance_accuracy(labels: np.ndarray) -> float:
@@ -196,8 +177,8 @@ def resolve_init_sources(inits: tuple[InitConfig, ...], models: tuple[str, ...],
                          cache_root: Path, uri: str, experiment_id: str, cpus: float = 1,
                          gpus: float = 0) -> dict[tuple[str, str], InitConfig]:
     """(init name, model) → InitConfig whose `stage:` source is replaced by the stage's checkpoint file."""
-    jobs = {(i.name, m): plan_stage(i.source[len(STAGE_PREFIX):], m, dirs)
-            for i in inits if (i.source or "").startswith(STAGE_PREFIX) for m in models}
+    jobs = {(i.name, m): plan_stage(parse_source(i.source).name, m, dirs)
+            for i in inits if parse_source(i.source).kind == "stage" for m in models}
     paths = ensure_stages(list(jobs.values()), cache_root, uri, experiment_id, cpus, gpus) if jobs else {}
     return {(i.name, m): dataclasses.replace(i, source=paths[jobs[i.name, m].key]) if (i.name, m) in jobs else i
             for i in inits for m in models}

@@ -1,11 +1,13 @@
-"""MLflow bookkeeping: tracking URI, experiments, and finding a trial's run again on resume."""
+"""MLflow bookkeeping: the client, tag names, artifact paths, experiments, and finding a run again on resume."""
 from __future__ import annotations
 
 import math
 import os
 import time
+import traceback
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import mlflow
 from mlflow.entities import RunStatus
@@ -13,6 +15,32 @@ from mlflow.entities import RunStatus
 from xfer.config import TrackingConfig
 
 MAX_PARAM_LENGTH = 6000
+
+# tags every xfer run carries; analysis finds runs by them
+KIND_TAG = "xfer.kind"  # one of the kinds below
+TRIAL, STAGE, STUDY = "trial", "stage", "study"
+STUDY_TAG = "xfer.study"
+TRIAL_KEY_TAG = "xfer.trial_key"
+STUDY_HASH_TAG = "xfer.study_hash"
+STAGE_TAG = "xfer.stage"
+STAGE_KEY_TAG = "xfer.stage_key"
+PARENT_TAG = "mlflow.parentRunId"
+
+# artifact paths inside a run
+CHECKPOINT_ARTIFACT = "checkpoint/best.pt"
+PREDICTIONS_ARTIFACT = "eval/test_predictions.csv"
+CONFUSION_ARTIFACT = "eval/confusion_matrix.json"
+ERROR_ARTIFACT = "error.txt"
+MANIFEST_ARTIFACT = "manifest.json"
+REPORT_ARTIFACTS = "report"  # a folder, on the study run
+SHORTCUT_ARTIFACT = "analysis/shortcut_probe.json"
+ANALYSIS_CONFIG_ARTIFACT = "analysis/config.json"
+IMAGES_ARTIFACT = "analysis/images.npz"
+
+
+def kind_filter(kind: str) -> str:
+    """MLflow search filter for the runs of one kind (trial, stage, study)."""
+    return f"tags.`{KIND_TAG}` = '{kind}'"
 
 
 def resolve_tracking_uri(uri: Optional[str] = None) -> str:
@@ -89,3 +117,37 @@ def log_metrics(uri: str, run_id: str, metrics: dict[str, float], step: int) -> 
     batch = [Metric(k, float(v), now, step) for k, v in metrics.items()
              if isinstance(v, (int, float)) and not math.isnan(float(v))]
     client(uri).log_batch(run_id, metrics=batch)
+
+
+def log_file(uri: str, run_id: str, path: Path, artifact_path: str) -> None:
+    """Log `path` so that it lands at `artifact_path` (a folder/name path as in the constants above)."""
+    folder = str(Path(artifact_path).parent)
+    client(uri).log_artifact(run_id, str(path), None if folder == "." else folder)
+
+
+@contextmanager
+def finishing(uri: str, run_id: str) -> Iterator[None]:
+    """Mark the run FINISHED when the block ends; on an error log its traceback and mark it FAILED (KILLED)."""
+    c = client(uri)
+    try:
+        yield
+    except BaseException as error:
+        c.log_text(run_id, "".join(traceback.format_exception(error)), ERROR_ARTIFACT)
+        c.set_terminated(run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        raise
+    c.set_terminated(run_id, "FINISHED")
+
+
+def study_run_id(uri: str, experiment_id: str, study: Optional[str], reuse: bool) -> str:
+    """The parent 'study' run (of `study`, or of any study when None): the newest if `reuse`, else a new one."""
+    tags = {KIND_TAG: STUDY, **({STUDY_TAG: study} if study else {})}
+    previous = find_run(uri, experiment_id, tags) if reuse else None
+    if previous is not None:
+        return previous.info.run_id
+    name = study or experiment_name(uri, experiment_id)
+    return client(uri).create_run(experiment_id, run_name=f"study:{name}",
+                                  tags={KIND_TAG: STUDY, STUDY_TAG: name}).info.run_id
+
+
+def experiment_name(uri: str, experiment_id: str) -> str:
+    return client(uri).get_experiment(experiment_id).name

@@ -21,6 +21,23 @@ from xfer.metrics import classification_metrics, multilabel_metrics
 EpochHook = Callable[[int, dict, Callable[[], dict]], None]
 
 
+@dataclass(frozen=True)
+class FitData:
+    """What training reads: images at any size, labels, the train/val indices and the class names."""
+
+    images_at: Callable[[int], np.ndarray]  # size → uint8 (N,C,size,size)
+    labels: np.ndarray  # class indices (N,), or multi-label targets (N, classes) of 1 / 0 / NaN (unknown)
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    classes: tuple[str, ...]
+    image_size: int
+    positive: int = -1  # the positive class (sensitivity/specificity); -1: the last
+
+    @property
+    def multi_label(self) -> bool:
+        return self.labels.ndim == 2
+
+
 @dataclass
 class FitResult:
     best_state: dict
@@ -88,29 +105,26 @@ def _loader(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, generator:
                       drop_last=len(labels) > cfg.batch_size and len(labels) % cfg.batch_size == 1)
 
 
-def fit(model: nn.Module, model_name: str, images_at: Callable[[int], np.ndarray], labels: np.ndarray,
-        train_idx: np.ndarray, val_idx: np.ndarray, cfg: TrainConfig, image_size: int, normalization: str,
-        classes: tuple[str, ...], positive: int, seed: int, device: Optional[torch.device] = None,
-        on_epoch: Optional[EpochHook] = None, resume: Optional[dict] = None) -> FitResult:
-    """Train `model` on train_idx, select the best epoch by val AUC; `resume` is a state from `on_epoch`.
-
-    `labels` are class indices (N,), or multi-label targets (N, classes) of 1 / 0 / NaN (unknown).
-    """
+def fit(model: nn.Module, model_name: str, data: FitData, cfg: TrainConfig, normalization: str, seed: int,
+        device: Optional[torch.device] = None, on_epoch: Optional[EpochHook] = None,
+        resume: Optional[dict] = None) -> FitResult:
+    """Train `model` on data.train_idx, select the best epoch by val AUC; `resume` is a state from `on_epoch`."""
     device = device or pick_device()
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    num_classes, multi_label = len(classes), labels.ndim == 2
-    y_train, y_val = labels[train_idx], labels[val_idx]
+    classes, image_size, train_idx, images_at = data.classes, data.image_size, data.train_idx, data.images_at
+    num_classes, multi_label, positive = len(classes), data.multi_label, data.positive % len(data.classes)
+    y_train, y_val = data.labels[train_idx], data.labels[data.val_idx]
     weights = recipes.positive_weights if multi_label else recipes.class_weights
     weight = weights(y_train, num_classes).to(device) if cfg.class_weights else None
     groups = recipes.param_groups(model, model_name, cfg)
     optimizer = recipes.make_optimizer(groups, cfg)
     scheduler, step_on = recipes.make_scheduler(optimizer, cfg, recipes.steps_per_epoch(len(train_idx), cfg.batch_size))
     augment = recipes.make_augment(cfg.augment)
-    val_images = images_at(image_size)[val_idx]
+    val_images = images_at(image_size)[data.val_idx]
 
     start_epoch, best_state, best_auc, best_epoch, bad_epochs, history = 1, None, -np.inf, 0, 0, []
     if resume:

@@ -12,8 +12,10 @@ import pandas as pd
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from xfer import track
+
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per artifact floods the log
-TRIAL_TAGS = ("init", "strategy", "model", "n_per_class", "seed", "dataset", "xfer.trial_key")
+TRIAL_TAGS = ("init", "strategy", "model", "n_per_class", "seed", "dataset", track.TRIAL_KEY_TAG)
 HISTORY_METRICS = ("val_auc", "val_loss", "train_loss")
 
 
@@ -32,7 +34,7 @@ class StudyRuns:
 
 def open_experiment(tracking_uri: str, experiment: str) -> tuple[MlflowClient, str]:
     """Client and experiment id for an experiment name; raises if the store has no such experiment."""
-    client = MlflowClient(tracking_uri)
+    client = track.client(tracking_uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         known = ", ".join(sorted(e.name for e in client.search_experiments())) or "none"
@@ -69,7 +71,7 @@ def _trial_row(run: Run) -> dict:
     missing = [t for t in TRIAL_TAGS[:5] if t not in tags]
     if missing:
         raise ValueError(f"trial run {run.info.run_id} lacks tags {missing}; it was not logged by xfer's tracker")
-    row = {"run_id": run.info.run_id, "status": run.info.status, "trial_key": tags.get("xfer.trial_key", ""),
+    row = {"run_id": run.info.run_id, "status": run.info.status, "trial_key": tags.get(track.TRIAL_KEY_TAG, ""),
            **{t: tags.get(t, "") for t in TRIAL_TAGS[:-1]}}
     row["seed"] = int(row["seed"])
     row.update(run.data.metrics)
@@ -79,7 +81,7 @@ def _trial_row(run: Run) -> dict:
 
 def load_trials(client: MlflowClient, experiment_id: str) -> pd.DataFrame:
     """All trial runs (any status), one row each: tags, final metrics and `param.*` columns."""
-    runs = search_all(client, experiment_id, "tags.`xfer.kind` = 'trial'")
+    runs = search_all(client, experiment_id, track.kind_filter(track.TRIAL))
     frame = pd.DataFrame([_trial_row(r) for r in runs])
     if frame.empty:
         return pd.DataFrame(columns=["run_id", "status", "trial_key", *TRIAL_TAGS[:-1]])
@@ -141,7 +143,7 @@ def read_csv_artifact(client: MlflowClient, run_id: str, path: str) -> pd.DataFr
 
 def classes_from_artifact(client: MlflowClient, run_id: str) -> tuple[str, ...]:
     """Class names from a trial's `eval/confusion_matrix.json` (empty if absent)."""
-    cm = read_json_artifact(client, run_id, "eval/confusion_matrix.json")
+    cm = read_json_artifact(client, run_id, track.CONFUSION_ARTIFACT)
     return tuple(cm["classes"]) if cm else ()
 
 
@@ -149,7 +151,7 @@ def confusion_matrices(client: MlflowClient, run_ids: list[str]) -> dict[str, np
     """run_id → confusion matrix (rows: true class) for runs that logged one."""
     out = {}
     for run_id in run_ids:
-        cm = read_json_artifact(client, run_id, "eval/confusion_matrix.json")
+        cm = read_json_artifact(client, run_id, track.CONFUSION_ARTIFACT)
         if cm:
             out[run_id] = np.asarray(cm["matrix"])
     return out

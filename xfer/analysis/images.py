@@ -10,10 +10,11 @@ import torch
 import torch.nn.functional as F
 from mlflow.tracking import MlflowClient
 
+from xfer import track
 from xfer.analysis.collect import download_artifact
+from xfer.checkpoint import CheckpointMeta
 from xfer.config import AnalysisConfig
 
-IMAGES_ARTIFACT = "analysis/images.npz"
 MAX_TEST_IMAGES = 256  # enough for a readable t-SNE, small enough to probe every model quickly
 
 
@@ -47,16 +48,16 @@ def select_analysis_images(images: np.ndarray, labels: np.ndarray, val: np.ndarr
 def log_analysis_images(client: MlflowClient, run_id: str, images: AnalysisImages) -> None:
     """Store the probe images as `analysis/images.npz` on the study run, so reports rebuild from MLflow."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / Path(IMAGES_ARTIFACT).name
+        path = Path(tmp) / Path(track.IMAGES_ARTIFACT).name
         np.savez_compressed(path, val_images=images.val_images, test_images=images.test_images,
                             test_labels=images.test_labels, explain=images.explain, classes=np.array(images.classes))
-        client.log_artifact(run_id, str(path), str(Path(IMAGES_ARTIFACT).parent))
+        client.log_artifact(run_id, str(path), str(Path(track.IMAGES_ARTIFACT).parent))
 
 
 def read_analysis_images(client: MlflowClient, run_id: str) -> AnalysisImages | None:
     """The study run's probe images, or None if it has not stored any."""
     with tempfile.TemporaryDirectory() as tmp:
-        local = download_artifact(client, run_id, IMAGES_ARTIFACT, Path(tmp))
+        local = download_artifact(client, run_id, track.IMAGES_ARTIFACT, Path(tmp))
         if local is None:
             return None
         with np.load(local) as z:
@@ -64,15 +65,15 @@ def read_analysis_images(client: MlflowClient, run_id: str) -> AnalysisImages | 
                                   tuple(str(c) for c in z["classes"]))
 
 
-def model_input(images: np.ndarray, meta: dict) -> torch.Tensor:
+def model_input(images: np.ndarray, meta: CheckpointMeta) -> torch.Tensor:
     """uint8 (N,C,S,S) → the float batch a trial's model expects: its channels, size and normalization."""
     from xfer.data.normalize import normalize
 
     x = torch.from_numpy(np.array(images, dtype=np.float32)).div_(255)  # a copy: cached arrays are read-only
-    channels = int(meta.get("in_channels", 1))
+    channels = meta.in_channels
     if x.shape[1] != channels:
         x = x.mean(1, keepdim=True).expand(-1, channels, -1, -1).contiguous()
-    size = int(meta.get("image_size", x.shape[-1]))
+    size = meta.image_size or x.shape[-1]
     if x.shape[-1] != size or x.shape[-2] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return normalize(x, meta["normalization"])
+    return normalize(x, meta.normalization)

@@ -12,11 +12,13 @@ import torch
 from mlflow.tracking import MlflowClient
 from torch import nn
 
+from xfer import track
 from xfer.analysis.cka import layerwise_cka
 from xfer.analysis.collect import download_artifact, n_order
 from xfer.analysis.embed import penultimate_features, tsne_2d
-from xfer.analysis.explain import grad_cam, last_conv_block
 from xfer.analysis.images import AnalysisImages, model_input
+from xfer.analysis.saliency import grad_cam, last_conv_block
+from xfer.checkpoint import CheckpointMeta
 
 CKA_COLUMNS = ["run_id", "init", "model", "n_per_class", "seed", "depth", "block", "cka"]
 TIMING_BATCH = 16
@@ -64,12 +66,12 @@ def model_cost(model: nn.Module, model_name: str, batch: torch.Tensor) -> dict:
             "threads": torch.get_num_threads()}
 
 
-def load_checkpoint(client: MlflowClient, run_id: str) -> tuple[nn.Module, dict] | None:
+def load_checkpoint(client: MlflowClient, run_id: str) -> tuple[nn.Module, CheckpointMeta] | None:
     """A trial's trained model and meta via a temporary download (MLflow's default one is never deleted)."""
-    from xfer.checkpoint import CHECKPOINT_ARTIFACT, load_trial
+    from xfer.checkpoint import load_trial
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = download_artifact(client, run_id, CHECKPOINT_ARTIFACT, Path(tmp))
+        path = download_artifact(client, run_id, track.CHECKPOINT_ARTIFACT, Path(tmp))
         return load_trial(str(path)) if path else None
 
 
@@ -77,9 +79,9 @@ def probe_trials(trials: pd.DataFrame, tracking_uri: str, images: AnalysisImages
     """Load every finished trial's checkpoint; CKA for all, t-SNE and Grad-CAM for the representatives.
 
     A trial whose checkpoint or initial weights cannot be rebuilt is listed in `skipped` with the reason."""
-    from xfer.checkpoint import build_initial_model
+    from xfer.pipeline import rebuild_initial_model
 
-    client = MlflowClient(tracking_uri)
+    client = track.client(tracking_uri)
     chosen = set(representatives(trials)["run_id"])
     cka_rows, costs = [], {}
     results = ProbeResults(pd.DataFrame(), pd.DataFrame())
@@ -89,9 +91,9 @@ def probe_trials(trials: pd.DataFrame, tracking_uri: str, images: AnalysisImages
             results.skipped.append(f"{trial['trial_key']}: no checkpoint artifact")
             continue
         model, meta = loaded
-        name = meta["model"]
+        name = meta.model
         try:
-            initial = build_initial_model(meta)
+            initial = rebuild_initial_model(meta)
         except (FileNotFoundError, ValueError) as e:  # e.g. the init's source weights are gone
             results.skipped.append(f"{trial['trial_key']}: no CKA, initial weights not rebuilt: {e}")
         else:

@@ -48,7 +48,7 @@ def shortcut_probe(data: PreparedData, image_size: int = 32, model_name: str = P
     dataset instead of its label; report the test AUC (near 1 = the source is a shortcut)."""
     from xfer.metrics import classification_metrics
     from xfer.models import build_model
-    from xfer.train import fit, pick_device, predict_probs
+    from xfer.train import FitData, fit, pick_device, predict_probs
 
     sources = np.asarray(data.sources)
     names = tuple(str(s) for s in np.unique(sources))
@@ -61,8 +61,7 @@ def shortcut_probe(data: PreparedData, image_size: int = 32, model_name: str = P
     channels = int(data.images.shape[1])
     torch.manual_seed(seed)
     model = build_model(model_name, len(names), channels)
-    fit(model, model_name, data.images_at, target, train, val, cfg, image_size, "unit", names,
-        len(names) - 1, seed)
+    fit(model, model_name, FitData(data.images_at, target, train, val, names, image_size), cfg, "unit", seed)
     probs = predict_probs(model, data.images_at(image_size)[test], "unit", pick_device())
     auc = classification_metrics(target[test], probs, names, len(names) - 1, "test_")["test_auc"]
     return ShortcutResult(True, f"{model_name}, {cfg.epochs} epochs at {image_size}px, {len(train)} training images",

@@ -11,6 +11,7 @@ import torchvision
 
 from xfer.models.timm_models import timm_normalization
 from xfer.registry import Registry, UnknownNameError
+from xfer.source import parse_source
 from xfer.xrv import import_xrv
 
 TORCHVISION_DEFAULT_TAG = "IMAGENET1K_V1"  # the weights most transfer-learning papers used
@@ -134,5 +135,8 @@ def xrv_weights(name: str) -> PublishedWeights:
 
 def published_weights(source: str) -> PublishedWeights:
     """`KIND:NAME` → its record; KIND is torchvision, timm or xrv."""
-    kind, _, name = source.partition(":")
-    return PUBLISHERS.get_or_raise(kind)(name)
+    parsed = parse_source(source)
+    if parsed.kind != "published":
+        raise UnknownNameError(f"{source!r} is not a published weight name; known kinds: "
+                               f"{', '.join(k + ':NAME' for k in PUBLISHERS)}")
+    return PUBLISHERS.get_or_raise(parsed.library)(parsed.weights)

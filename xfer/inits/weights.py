@@ -1,16 +1,17 @@
 """Weight sources (published names or checkpoint files) and checked loading into a model."""
 from __future__ import annotations
 
-import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import torch
 from torch import nn
 
-from xfer.inits.published import PUBLISHERS, PublishedWeights, published_weights
+from xfer.checkpoint import CheckpointMeta, read_checkpoint
+from xfer.inits.published import PublishedWeights, published_weights
 from xfer.models import adapt_first_conv, model_spec
+from xfer.source import parse_source
 
 SHOWN_KEYS = 20  # keys listed per kind of mismatch before "... and N more"
 
@@ -49,43 +50,33 @@ class Weights:
     state_dict: dict[str, torch.Tensor]
     source: str  # e.g. torchvision:resnet18.IMAGENET1K_V1 or an absolute checkpoint path
     normalization: Optional[str]  # None: the source does not say
-    meta: dict = field(default_factory=dict)
+    meta: Optional[CheckpointMeta] = None  # checkpoint files only
 
 
 def source_for(model_name: str, source: Optional[str], role: str) -> str:
     """`source`, or the model's default `role` ("imagenet" | "xray") source when it is None or a bare library name."""
-    if source and source not in PUBLISHERS:
+    parsed = parse_source(source)
+    if parsed.kind != "none" and not parsed.is_default_published:
         return source
     default = getattr(model_spec(model_name), f"{role}_source")
-    if default is None or (source and not default.startswith(f"{source}:")):
+    if default is None or (source and parse_source(default).library != source):
         raise ValueError(f"model {model_name!r} has no default {source or 'published'} {role} weights; set "
                          f"init.source to a checkpoint file or stage:NAME trained with {model_name!r}")
     return default
 
 
-def load_checkpoint_file(path: str | Path) -> Weights:
-    """A `{"state_dict", "meta"}` checkpoint or a plain state dict, loaded with weights_only=True."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"init source checkpoint not found: {path}; give an existing file, "
-                                f"stage:NAME, or a published name (torchvision:…, timm:…, xrv:…)")
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise ValueError(f"{path}: not loadable with weights_only=True (save a state dict, not a model): {e}") from None
-    has_meta = isinstance(loaded, dict) and "state_dict" in loaded
-    state_dict, meta = (loaded["state_dict"], loaded.get("meta", {})) if has_meta else (loaded, {})
-    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
-        raise ValueError(f"{path}: neither a state dict nor a {{'state_dict': ..., 'meta': ...}} checkpoint")
-    return Weights(dict(state_dict), str(path.resolve()), meta.get("normalization"), dict(meta))
-
-
 def load_weights(source: str) -> Weights:
     """Load a published name (from its library's cache only) or a checkpoint file; never downloads."""
-    if source.startswith("stage:"):
+    parsed = parse_source(source)
+    if parsed.kind == "stage":
         raise ValueError(f"{source}: stage sources are resolved to checkpoint files by xfer.stages first")
-    if source.partition(":")[0] not in PUBLISHERS:
-        return load_checkpoint_file(source)
+    if parsed.kind != "published":
+        if not Path(parsed.name).expanduser().is_file():
+            raise FileNotFoundError(f"init source checkpoint not found: {parsed.name}; give an existing file, "
+                                    f"stage:NAME, or a published name (torchvision:…, timm:…, xrv:…)")
+        checkpoint = read_checkpoint(parsed.name)
+        return Weights(checkpoint.state_dict, str(checkpoint.path.resolve()), checkpoint.meta.normalization,
+                       checkpoint.meta)
     published = published_weights(source)
     if not published.cache_path.is_file():
         raise WeightsMissingError(published)

@@ -12,8 +12,6 @@ PREFIX = "timm:"
 # containers of timm models whose children are the depth-ordered stages/blocks
 TIMM_BLOCK_CONTAINERS = ("stages", "blocks", "layers", "features")
 
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
 
 def is_timm_model(name: str) -> bool:
     """Whether `timm:NAME` names a timm architecture (NAME may carry a pretrained tag)."""

@@ -1,0 +1,1 @@
+"""xfer: multi-stage transfer-learning studies on chest X-rays (config → data → models → inits → train → track)."""

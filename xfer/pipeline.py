@@ -1,0 +1,77 @@
+"""The one train-and-test path of trials and stages: seeded initial model → fit → test metrics → checkpoint meta."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from xfer import track
+from xfer.checkpoint import CheckpointMeta
+from xfer.config import InitConfig, TrainConfig
+from xfer.inits import InitInfo, apply_init
+from xfer.metrics import classification_metrics, multilabel_metrics
+from xfer.models import build_model
+from xfer.train import EpochHook, FitData, FitResult, fit, pick_device, predict_probs
+
+
+@dataclass(frozen=True)
+class Tested:
+    """A trained model with its init, training history, test predictions and test metrics."""
+
+    model: nn.Module
+    info: InitInfo
+    fit: FitResult
+    test_idx: np.ndarray
+    probs: np.ndarray
+    metrics: dict
+    meta: CheckpointMeta  # what its checkpoint records
+
+
+def initial_model(model_name: str, num_classes: int, channels: int, init: InitConfig,
+                  seed: int) -> tuple[nn.Module, InitInfo]:
+    """The model as training starts: seeded, built, initialised by `init`'s strategy."""
+    torch.manual_seed(seed)
+    model = build_model(model_name, num_classes, channels)
+    return model, apply_init(model, model_name, init, channels)
+
+
+def rebuild_initial_model(meta: CheckpointMeta) -> nn.Module:
+    """The initial weights a checkpoint's training started from, rebuilt exactly (same seed, strategy, source)."""
+    init = InitConfig(meta.strategy or "random", meta.source or None)
+    return initial_model(meta.model, meta.num_classes, meta.in_channels, init, meta.seed)[0].eval()
+
+
+def init_params(info: InitInfo) -> dict[str, str]:
+    return {"init.source": info.source, "init.resolved_source": info.source, "init.normalization": info.normalization,
+            "init.notes": info.notes, "device": str(pick_device())}
+
+
+def train_and_test(uri: str, run_id: str, model_name: str, init: InitConfig, data: FitData, test_idx: np.ndarray,
+                   cfg: TrainConfig, channels: int, seed: int, params: dict, on_epoch: Optional[EpochHook] = None,
+                   resume: Optional[dict] = None) -> Tested:
+    """Build and initialise the model, log `params`, train, test on `test_idx`; metrics go to the MLflow run."""
+    model, info = initial_model(model_name, len(data.classes), channels, init, seed)
+    track.log_params(uri, run_id, {**init_params(info), **params})
+
+    def log_epoch(epoch: int, metrics: dict, state) -> None:
+        track.log_metrics(uri, run_id, metrics, step=epoch)
+        if on_epoch is not None:
+            on_epoch(epoch, metrics, state)
+
+    result = fit(model, model_name, data, cfg, info.normalization, seed, on_epoch=log_epoch, resume=resume)
+    probs = predict_probs(model, data.images_at(data.image_size)[test_idx], info.normalization, pick_device(),
+                          multi_label=data.multi_label)
+    y_test = data.labels[test_idx]
+    metrics = multilabel_metrics(y_test, probs, data.classes, "test_") if data.multi_label else \
+        classification_metrics(y_test, probs, data.classes, data.positive % len(data.classes), "test_")
+    metrics.update(best_epoch=result.best_epoch, best_val_auc=result.best_val_auc,
+                   epochs_trained=len(result.history), train_seconds=result.train_seconds)
+    track.log_metrics(uri, run_id, metrics, step=0)
+    meta = CheckpointMeta(model=model_name, num_classes=len(data.classes), classes=tuple(data.classes),
+                          in_channels=channels, image_size=data.image_size, normalization=info.normalization,
+                          multi_label=data.multi_label, strategy=init.strategy, source=init.source or "",
+                          init=init.name, seed=seed)
+    return Tested(model, info, result, test_idx, probs, metrics, meta)
