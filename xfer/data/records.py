@@ -64,7 +64,9 @@ def load_records(data: DataConfig, base_dir: Path) -> list[Record]:
 def read_every_image(ds: DatasetConfig, base_dir: Path) -> list[Record]:
     """Every labelled image of a dataset whatever its class (overlap checks), all as class 0."""
     anything = dataclasses.replace(ds, label_map={ANY_OTHER_LABEL: "any"}, max_per_class=None)
-    return DATASETS.get_or_raise(ds.layout)(anything, ("any",), base_dir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedImagesWarning)  # a row without a file has no content to compare
+        return DATASETS.get_or_raise(ds.layout)(anything, ("any",), base_dir)
 
 
 def cap_per_class(records: list[Record], datasets: tuple[DatasetConfig, ...]) -> list[Record]:
