@@ -8,11 +8,7 @@ import pytest
 from conftest import ROOT
 from xfer.data import SkippedImagesWarning, load_records
 from xfer.data.prepare import load_records_without_overlap
-
-try:
-    from xfer.load import load_stage
-except ImportError:  # before the parsing moved out of xfer.config
-    from xfer.config import load_stage
+from xfer.load import load_stage
 
 RECIPES = sorted(p.name for p in (ROOT / "pretrain").glob("*.yaml"))
 
