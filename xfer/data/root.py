@@ -61,5 +61,5 @@ def missing_dataset_message(given: str, searched: Path) -> str:
                f"data root to this one; the data root is {DATA_ENV} or --data-root, now {data_root().absolute()}.")
     else:
         fix = (f"{name!r} is not in xfer's catalogue (`xfer data list`): put the folder in the data root "
-               f"({data_root().absolute()}) or fix data.datasets[].root")
+               f"or fix data.datasets[].root.")
     return f"dataset folder {given!r} not found; {where}. {fix}"
