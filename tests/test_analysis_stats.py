@@ -1,47 +1,120 @@
-"""Statistics behind the verdicts: bootstrap CIs, effect sizes, verdict rules, convergence, ensembles."""
+"""Statistics behind the verdicts: DeLong against a reference, Holm, t intervals, verdict rules, convergence,
+ensembles."""
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
-from xfer.analysis.convergence import convergence_epochs, epochs_to_fraction_of_best
+from xfer.analysis.convergence import convergence_epochs, epochs_to_common_target, epochs_to_fraction_of_best
+from xfer.analysis.delong import auc_influence, influence_variance, placements
 from xfer.analysis.ensembles import aligned_probabilities, ensemble_rows, val_weights
-from xfer.analysis.stats import Effect, bootstrap_ci, cohens_d_paired, decide, paired_effect
+from xfer.analysis.stats import (cluster_effect, decide, decision_p, fieller_ratio, holm, minimum_detectable_effect,
+                                 t_effect)
 
 
-def test_bootstrap_ci_is_reproducible_for_a_fixed_seed():
-    d = np.random.default_rng(1).normal(0.05, 0.02, size=7)
-    assert bootstrap_ci(d, 500, seed=3) == bootstrap_ci(d, 500, seed=3)
-    assert bootstrap_ci(d, 500, seed=3) != bootstrap_ci(d, 500, seed=4)
-    low, high = bootstrap_ci(d, 2000, seed=0)
-    assert low < d.mean() < high
+def reference_delong(positive, negative):
+    """O(m·n) DeLong: placements from pairwise comparisons, variance S10/m + S01/n (DeLong et al. 1988)."""
+    psi = (positive[:, None] > negative[None, :]) + 0.5 * (positive[:, None] == negative[None, :])
+    v10, v01 = psi.mean(1), psi.mean(0)
+    return psi.mean(), v10, v01, v10.var(ddof=1) / len(positive) + v01.var(ddof=1) / len(negative)
 
 
-def test_paired_effect_reports_mean_cohens_d_and_ci():
-    d = np.array([0.1, 0.2, 0.3, np.nan])
-    e = paired_effect(d, 1000, seed=0)
-    assert e.n_pairs == 3  # NaN pairs are dropped
-    assert e.mean_difference == pytest.approx(0.2)
-    assert e.cohens_d == pytest.approx(0.2 / 0.1)
-    assert 0.1 <= e.ci_low <= e.ci_high <= 0.3
-    assert cohens_d_paired(np.array([0.5])) != cohens_d_paired(np.array([0.5]))  # NaN: undefined for one pair
+def test_fast_delong_matches_the_pairwise_reference_with_ties():
+    rng = np.random.default_rng(0)
+    positive, negative = rng.integers(0, 6, 17).astype(float), rng.integers(0, 5, 23).astype(float)
+    auc, v10, v01 = placements(positive, negative)
+    ref_auc, ref10, ref01, ref_var = reference_delong(positive, negative)
+    assert auc == pytest.approx(ref_auc) and np.allclose(v10, ref10) and np.allclose(v01, ref01)
+    labels = np.r_[np.ones(17), np.zeros(23)].astype(int)
+    scores = np.r_[positive, negative] / 10
+    auc, influence = auc_influence(labels, np.c_[1 - scores, scores], positive=1)
+    assert auc == pytest.approx(roc_auc_score(labels, scores))
+    one_patient_each = np.arange(len(labels))
+    assert influence_variance(influence, labels, one_patient_each) == pytest.approx(ref_var)
 
 
-def effect(low, high, n=5):
-    return Effect(n, (low + high) / 2, 1.0, low, high)
+def test_auc_influence_is_the_macro_one_vs_rest_auc_for_three_classes():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, 60)
+    probs = rng.dirichlet(np.ones(3), 60) + np.eye(3)[labels] * 0.3
+    auc, influence = auc_influence(labels, probs, positive=2)
+    assert auc == pytest.approx(np.mean([roc_auc_score(labels == k, probs[:, k]) for k in range(3)]))
+    assert influence.shape == (60,) and abs(influence.sum()) < 1e-9  # centred
+
+
+def test_influence_variance_sums_a_patients_images_before_resampling():
+    influence = np.array([0.1, 0.1, -0.1, -0.1])
+    strata = np.array([0, 0, 0, 0])
+    assert influence_variance(influence, strata, np.array(["a", "a", "b", "b"])) == pytest.approx(2 * 0.2 ** 2 * 2 / 1)
+    assert influence_variance(influence, strata, np.array(["a", "b", "c", "d"])) == pytest.approx(4 / 3 * 0.04)
+
+
+def test_holm_matches_the_step_down_definition():
+    adjusted = holm([0.01, 0.04, 0.03, np.nan, 0.2])
+    assert np.allclose(adjusted[[0, 2, 1, 4]], [0.04, 0.09, 0.09, 0.2]) and np.isnan(adjusted[3])
+
+
+def test_cluster_effect_averages_within_seeds_then_uses_a_t_interval():
+    e = cluster_effect(np.array([1.0, 3.0, 2.0, 4.0, 6.0, 8.0]), [(0,), (0,), (1,), (1,), (2,), (2,)], "epochs")
+    assert (e.clusters, e.pairs, e.df, e.estimate) == (3, 6, 2, 4.0)  # cluster means 2, 3, 7
+    assert e.se == pytest.approx(np.std([2, 3, 7], ddof=1) / np.sqrt(3))
+    assert e.ci_low == pytest.approx(4 - 4.302653 * e.se, rel=1e-5)
+
+
+def test_fieller_ratio_is_bounded_only_when_the_denominator_is_clearly_nonzero():
+    share, low, high = fieller_ratio(np.array([1.0, 1.2, 0.9, 1.1]), np.array([2.0, 2.1, 1.9, 2.0]))
+    assert share == pytest.approx(4.2 / 8) and low < share < high
+    assert fieller_ratio(np.array([1.0, -1.0, 0.5]), np.array([1.0, -1.0, 0.2]))[1:] == (float("-inf"), float("inf"))
+
+
+def effect(estimate, se=0.01, clusters=5, df=20):
+    return t_effect(estimate, se, df, clusters, clusters)
+
+
+def verdict(e, claim="greater", margin=0.0, power_margin=0.05):
+    p, _ = decision_p(e, claim, margin)
+    return decide(e, claim, margin, p, minimum_detectable_effect(e, 0.05, 0.8), power_margin)
 
 
 def test_verdict_rules_say_why():
-    assert decide(effect(0.01, 0.2)) == ("supported", "95% CI [0.01, 0.2] is above zero")
-    assert decide(effect(-0.2, -0.01))[0] == "not supported"
-    verdict, reason = decide(effect(-0.1, 0.2))
-    assert verdict == "inconclusive" and "crosses zero" in reason
-    verdict, reason = decide(effect(0.1, 0.2, n=2))
-    assert verdict == "inconclusive" and "too few seeds" in reason
-    assert decide(effect(-0.02, 0.03), "equivalent", 0.05)[0] == "supported"
-    assert decide(effect(0.06, 0.1), "equivalent", 0.05)[0] == "not supported"
-    assert decide(effect(-0.01, 0.08), "equivalent", 0.05)[0] == "inconclusive"
-    assert decide(effect(-0.04, 0.0), "non_inferior", 0.05)[0] == "supported"
-    assert decide(effect(-0.2, -0.1), "non_inferior", 0.05)[0] == "not supported"
+    assert verdict(effect(0.05))[0] == "supported" and "above 0" in verdict(effect(0.05))[1]
+    assert verdict(effect(-0.05))[0] == "not supported"
+    assert verdict(effect(0.01))[0] == "inconclusive"
+    assert verdict(effect(0.02), "equivalent", 0.05)[0] == "supported"
+    assert verdict(effect(0.09), "equivalent", 0.05)[0] == "not supported"
+    assert verdict(effect(0.04), "equivalent", 0.05)[0] == "inconclusive"
+    assert verdict(effect(-0.01), "non_inferior", 0.05)[0] == "supported"
+    assert verdict(effect(-0.1), "non_inferior", 0.05)[0] == "not supported"
+
+
+def test_guard_counts_seed_clusters_not_pairs():
+    many_pairs_one_seed = t_effect(0.2, 0.01, 20, clusters=1, pairs=9)
+    v, reason = verdict(many_pairs_one_seed)
+    assert v == "inconclusive" and reason.startswith("too few seeds: 1 seed/repeat cluster(s)")
+
+
+def test_a_minimum_detectable_effect_above_the_margin_is_underpowered_with_the_numbers():
+    e = t_effect(0.3, 0.08, 2, clusters=3, pairs=3, images=13, patients=13)
+    v, reason = verdict(e)
+    assert v == "underpowered"
+    assert "minimum detectable effect" in reason and "13 test images" in reason and "3 seeds" in reason
+
+
+def test_adjusted_p_decides_not_the_raw_one():
+    e = effect(0.025)
+    p, supports = decision_p(e, "greater", 0)
+    assert supports and p < 0.05
+    assert decide(e, "greater", 0, min(1, 10 * p), 0.04, 0.05)[0] == "inconclusive"
+
+
+def test_common_target_censors_runs_that_never_reach_it():
+    h = pd.DataFrame({"run_id": ["flat"] * 4 + ["learns"] * 4, "metric": "val_auc", "epoch": [1, 2, 3, 4] * 2,
+                      "value": [0.5, 0.5, 0.5, 0.5, 0.6, 0.8, 0.91, 0.95]})
+    trials = pd.DataFrame({"run_id": ["flat", "learns"], "model": "m", "n_per_class": "5", "seed": 0})
+    out = epochs_to_common_target(h, trials).set_index("run_id")
+    assert out.loc["learns", "epochs_to_target"] == 3  # target 0.5 + 0.9 × 0.45 = 0.905
+    assert out.loc["flat", "epochs_to_target"] == 5 and not out.loc["flat", "reached_target"]  # censored: slowest
+    assert epochs_to_fraction_of_best([1, 2, 3, 4], [0.5] * 4, 0.9) == 1  # why the old measure misleads
 
 
 def test_epochs_to_fraction_of_best_counts_from_the_first_epoch():

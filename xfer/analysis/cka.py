@@ -1,8 +1,8 @@
-"""Linear CKA (Kornblith et al. 2019) between two networks' activations, block by block."""
+"""CKA (Kornblith et al. 2019) between two networks' activations, block by block: linear, and debiased."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -23,6 +23,29 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
     k, l = x @ x.T, y @ y.T
     denom = torch.linalg.norm(k) * torch.linalg.norm(l)
     return float((k * l).sum() / denom) if denom > 0 else float("nan")
+
+
+def unbiased_hsic(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
+    """Song et al. (2012)'s unbiased HSIC estimator of two n × n Gram matrices (n ≥ 4)."""
+    n = k.shape[0]
+    k, l = k.clone().fill_diagonal_(0), l.clone().fill_diagonal_(0)
+    ones_k, ones_l = k.sum(0), l.sum(0)
+    return ((k * l).sum() + ones_k.sum() * ones_l.sum() / ((n - 1) * (n - 2)) - 2 / (n - 2) * ones_k @ ones_l) \
+        / (n * (n - 3))
+
+
+def debiased_cka(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Linear CKA with unbiased HSIC (Kornblith et al. 2019, Nguyen et al. 2021): near 0 for unrelated
+    representations even on few examples, where plain linear CKA of two random networks is close to 1."""
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"CKA needs the same examples in both: {x.shape[0]} vs {y.shape[0]} rows")
+    if x.shape[0] < 4:
+        raise ValueError(f"debiased CKA needs at least 4 examples, got {x.shape[0]}; raise analysis.cka_images")
+    x = x.reshape(x.shape[0], -1).double()
+    y = y.reshape(y.shape[0], -1).double()
+    k, l = x @ x.T, y @ y.T
+    denom = torch.sqrt(unbiased_hsic(k, k) * unbiased_hsic(l, l))
+    return float(unbiased_hsic(k, l) / denom) if denom > 0 else float("nan")
 
 
 @contextmanager
@@ -55,8 +78,9 @@ def block_activations(model: nn.Module, blocks: list[tuple[str, nn.Module]],
 
 
 def layerwise_cka(initial_model: nn.Module, trained_model: nn.Module, images: torch.Tensor,
-                  blocks: list[str] | None = None, model_name: str | None = None) -> list[tuple[str, float]]:
-    """(block name, CKA) by depth between the two models' activations on the same images.
+                  blocks: list[str] | None = None, model_name: str | None = None,
+                  measure: Callable[[torch.Tensor, torch.Tensor], float] = debiased_cka) -> list[tuple[str, float]]:
+    """(block name, CKA) by depth between the two models' activations on the same images (debiased by default).
 
     Blocks come from `xfer.models.layer_blocks(model, model_name)` unless their names are given.
     """
@@ -74,4 +98,4 @@ def layerwise_cka(initial_model: nn.Module, trained_model: nn.Module, images: to
     first_blocks, second_blocks = named(initial_model), named(trained_model)
     a = block_activations(initial_model, first_blocks, images)
     b = block_activations(trained_model, second_blocks, images)
-    return [(name, linear_cka(a[name], b[name])) for name, _ in first_blocks if name in a and name in b]
+    return [(name, measure(a[name], b[name])) for name, _ in first_blocks if name in a and name in b]

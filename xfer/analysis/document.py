@@ -12,7 +12,7 @@ import pandas as pd
 from xfer.analysis import figures, html
 from xfer.analysis.collect import StudyRuns, n_order, sort_by_n
 from xfer.analysis.convergence import convergence_table
-from xfer.analysis.hypotheses import CLAIMS, Verdict, verdict_table
+from xfer.analysis.hypotheses import ADJUSTMENT, CLAIMS, Verdict, study_size, verdict_table
 from xfer.analysis.images import AnalysisImages
 from xfer.analysis.probes import ProbeResults
 from xfer.analysis.shortcut import WARN_AUC, ShortcutResult
@@ -32,6 +32,7 @@ class Analysis:
     shortcut: ShortcutResult | None = None
     notes: dict[str, str] = field(default_factory=dict)
     margin: float = 0.05  # AnalysisConfig.equivalence_margin
+    alpha: float = 0.05  # AnalysisConfig.alpha: the report's family-wise error rate
 
 
 def auc_summary(trials: pd.DataFrame) -> pd.DataFrame:
@@ -91,6 +92,19 @@ def render_figures(a: Analysis, folder: Path) -> dict[str, Path | None]:
     return out
 
 
+def design_lines(a: Analysis) -> str:
+    """The report's first lines: test-set size, seeds, and how many comparisons decided what."""
+    size = study_size(a.verdicts)
+    counts = pd.Series([v.verdict for v in a.verdicts]).value_counts()
+    tally = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
+    test = (f"Test set: {size['images']} images from {size['patients']} patients" if size["images"] else
+            "Test set: size unknown (no test-image predictions were analysed, so no test-AUC comparison was made)")
+    return html.paragraph(f"{test}; {size['seeds']} seeds (× repeats) per comparison at most. {len(a.verdicts)} "
+                          f"comparisons, {ADJUSTMENT}-adjusted at family-wise α = {a.alpha:g}: {tally}. Each states "
+                          f"its minimum detectable effect (mde, 80% power); above its margin the verdict is "
+                          f"'underpowered'.")
+
+
 def write_report(a: Analysis, folder: Path) -> Path:
     """Write figures/*.png, tables/*.csv and report.html into `folder`; returns the HTML path."""
     figs = render_figures(a, folder / "figures")
@@ -98,14 +112,16 @@ def write_report(a: Analysis, folder: Path) -> Path:
               "convergence": convergence_table(a.trials), "ensembles": a.ensembles,
               "per_class": per_class_table(a.trials, a.study.classes),
               "model_cost": a.probes.cost if a.probes else pd.DataFrame(),
-              "cka": a.probes.cka if a.probes else pd.DataFrame()}
+              "cka": a.probes.cka if a.probes else pd.DataFrame(),
+              "cka_floor": a.probes.cka_floor if a.probes else pd.DataFrame()}
     (folder / "tables").mkdir(parents=True, exist_ok=True)
     for name, frame in tables.items():
         frame.to_csv(folder / "tables" / f"{name}.csv", index=False)
     s, t = a.study, a.trials
     why = a.notes.get("probes", "no trained-model probes were run")
-    verdicts = tables["verdicts"].drop(columns=["claim", "level"], errors="ignore")
+    verdicts = tables["verdicts"].drop(columns=["claim"], errors="ignore")
     body = [
+        design_lines(a),
         html.paragraph(f"Experiment {s.experiment!r} at {s.tracking_uri}; {len(t)} finished trials, "
                        f"{len(s.failed)} not finished. Inits: {', '.join(sorted(t['init'].unique()))}; models: "
                        f"{', '.join(sorted(t['model'].unique()))}; n per class: "
@@ -115,11 +131,16 @@ def write_report(a: Analysis, folder: Path) -> Path:
         html.warning("the source dataset is predictable from the image (see Shortcut probe).")
         if a.shortcut is not None and a.shortcut.warning else "",
         html.section("Hypotheses (Transfusion, Raghu et al. 2019)",
-                     html.paragraph("Effects are means of paired differences (same model, n and seed unless "
-                                    "stated; H6 pairs a trial's lower and upper blocks) with Cohen's d_z and a "
-                                    "95% percentile-bootstrap CI "
-                                    f"({len(a.verdicts)} comparisons). Margins: ±{a.margin} "
-                                    "AUC for 'comparable' and 'not worse'."),
+                     html.paragraph("Effects are paired differences (same model, n and seed unless stated). "
+                                    "Test-AUC differences are scored on the same test images: their 95% t interval "
+                                    "resamples test patients within class (DeLong) and seeds/repeats as clusters. "
+                                    "Convergence (epochs to a target common to the strategies compared; runs "
+                                    "that never reach it are censored as slowest) and feature reuse (Δ debiased "
+                                    "CKA, pretrained − random init) use t intervals over seeds. Verdicts use "
+                                    f"{ADJUSTMENT}-adjusted p-values over all {len(a.verdicts)} comparisons; the "
+                                    "mde column is the minimum detectable effect at 80% power. Margins: "
+                                    f"±{a.margin} AUC for 'comparable' and 'not worse' and for power. Inits "
+                                    "with identical initial weights are not compared."),
                      "".join(f"<p><b>{h}</b>: {escape(c)}</p>" for h, c in CLAIMS.items()),
                      html.table(verdicts, row_class="verdict")),
         html.section("Learning curves", html.figure(figs["curves"], "Validation AUC vs epoch, mean ± SD over "
@@ -130,8 +151,11 @@ def write_report(a: Analysis, folder: Path) -> Path:
                                                    "run's final (best-checkpoint) value, mean and SD over seeds."),
                      html.table(tables["convergence"])),
         html.section("Feature reuse: CKA by depth",
-                     html.figure(figs["cka"], "Linear CKA between each block's activations before and after "
+                     html.figure(figs["cka"], "Debiased CKA between each block's activations before and after "
                                  "fine-tuning, on a fixed validation batch" if figs["cka"] else why, folder),
+                     html.paragraph("Floor: debiased CKA between two independent random inits of each model, on the "
+                                    "same images (what 'unrelated' scores).") + html.table(a.probes.cka_floor)
+                     if a.probes is not None and not a.probes.cka_floor.empty else "",
                      html.details(f"{len(a.probes.skipped)} trial(s) not fully probed",
                                   "".join(html.paragraph(line) for line in a.probes.skipped))
                      if a.probes is not None and a.probes.skipped else ""),

@@ -14,7 +14,7 @@ table { border-collapse: collapse; margin: .8em 0; font-size: .85em; }
 th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: right; }
 th { background: #f2f2f2; } td.text, th.text { text-align: left; }
 tr.supported td { background: #e6f4ea; } tr.not-supported td { background: #fce8e6; }
-tr.inconclusive td { background: #fef7e0; }
+tr.inconclusive td { background: #fef7e0; } tr.underpowered td { background: #eeeeee; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: .85em; color: #555; }
 .note { color: #555; font-style: italic; }

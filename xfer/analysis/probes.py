@@ -1,6 +1,7 @@
 """Probe each trained trial once: CKA by depth against its initial weights, t-SNE, Grad-CAM, size and speed."""
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from xfer.analysis.saliency import grad_cam, last_conv_block
 from xfer.checkpoint import CheckpointMeta
 
 CKA_COLUMNS = ["run_id", "init", "model", "n_per_class", "seed", "depth", "block", "cka"]
+FLOOR_COLUMNS = ["model", "depth", "block", "cka"]
+FLOOR_SEEDS = (10_001, 10_002)  # two random inits no trial uses
 TIMING_BATCH = 16
 TIMING_REPEATS = 5
 
@@ -33,6 +36,7 @@ class ProbeResults:
     gradcam: dict[str, np.ndarray] = field(default_factory=dict)  # "init / model" → (explain, H, W)
     probs: dict[str, np.ndarray] = field(default_factory=dict)  # "init / model" → explain images' class probs
     skipped: list[str] = field(default_factory=list)  # "trial key: why" for trials not (fully) probed
+    cka_floor: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FLOOR_COLUMNS))  # per model × block
 
 
 def representatives(trials: pd.DataFrame) -> pd.DataFrame:
@@ -75,6 +79,14 @@ def load_checkpoint(client: MlflowClient, run_id: str) -> tuple[nn.Module, Check
         return load_trial(str(path)) if path else None
 
 
+def random_init_floor(meta: CheckpointMeta, images: torch.Tensor) -> list[tuple[str, float]]:
+    """CKA by block between two independently seeded random inits of the model: what "unrelated" scores."""
+    from xfer.pipeline import rebuild_initial_model
+
+    a, b = (rebuild_initial_model(dataclasses.replace(meta, strategy="random", source="", seed=s)) for s in FLOOR_SEEDS)
+    return layerwise_cka(a, b, images, model_name=meta.model)
+
+
 def probe_trials(trials: pd.DataFrame, tracking_uri: str, images: AnalysisImages, seed: int = 0) -> ProbeResults:
     """Load every finished trial's checkpoint; CKA for all, t-SNE and Grad-CAM for the representatives.
 
@@ -83,7 +95,7 @@ def probe_trials(trials: pd.DataFrame, tracking_uri: str, images: AnalysisImages
 
     client = track.client(tracking_uri)
     chosen = set(representatives(trials)["run_id"])
-    cka_rows, costs = [], {}
+    cka_rows, costs, floors = [], {}, []
     results = ProbeResults(pd.DataFrame(), pd.DataFrame())
     for _, trial in trials.iterrows():
         loaded = load_checkpoint(client, trial["run_id"])
@@ -102,6 +114,8 @@ def probe_trials(trials: pd.DataFrame, tracking_uri: str, images: AnalysisImages
                           "n_per_class": trial["n_per_class"], "seed": trial["seed"], "depth": depth, "block": block,
                           "cka": value} for depth, (block, value) in enumerate(pairs)]
         if name not in costs:
+            floors += [{"model": name, "depth": depth, "block": block, "cka": value} for depth, (block, value)
+                       in enumerate(random_init_floor(meta, model_input(images.val_images, meta)))]
             costs[name] = model_cost(model, name, model_input(images.test_images[:TIMING_BATCH], meta))
         if trial["run_id"] in chosen:
             key = f"{trial['init']} / {name}"
@@ -115,6 +129,7 @@ def probe_trials(trials: pd.DataFrame, tracking_uri: str, images: AnalysisImages
                 with torch.no_grad():
                     results.probs[key] = torch.softmax(model(explain), 1).numpy()
     results.cka = pd.DataFrame(cka_rows, columns=CKA_COLUMNS)
+    results.cka_floor = pd.DataFrame(floors, columns=FLOOR_COLUMNS)
     results.cost = pd.DataFrame(list(costs.values()), columns=["model", "parameters", "ms_per_image", "batch",
                                                                "threads"])
     return results

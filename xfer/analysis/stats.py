@@ -1,87 +1,187 @@
-"""Paired effect sizes, bootstrap confidence intervals and the verdict rules of the hypothesis tests."""
+"""Paired effects with honest intervals, Holm's family-wise adjustment, minimum detectable effects, verdicts.
+
+An image-level effect resamples test patients within class (DeLong influences) and seeds/repeats as clusters;
+a cluster effect is a t interval over seed/repeat means. Neither is a percentile bootstrap over a few values.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Sequence
 
 import numpy as np
+import pandas as pd
+from scipy import stats as st
 
-MIN_PAIRS = 3  # fewer paired trials than this cannot support or refute anything
+from xfer.analysis.delong import influence_variance
+
+MIN_CLUSTERS = 3  # fewer seeds/repeats than this cannot support or refute anything
 Claim = Literal["greater", "non_inferior", "equivalent"]
 
 
 @dataclass(frozen=True)
 class Effect:
-    """Summary of paired differences (a − b): count, mean, Cohen's d_z and a bootstrap CI of the mean."""
+    """A paired difference (a − b): estimate, standard error, t interval, and the clusters/images it rests on."""
 
-    n_pairs: int
-    mean_difference: float
-    cohens_d: float
+    estimate: float
+    se: float
+    df: float
     ci_low: float
     ci_high: float
+    clusters: int  # distinct seeds × repeats: the guard counts these, not pairs
+    pairs: int  # matched cells (e.g. model × n × seed)
+    images: int = 0  # test images (0: not an image-level comparison)
+    patients: int = 0
+    unit: str = "AUC"
     level: float = 0.95
 
 
-def bootstrap_ci(differences: np.ndarray, samples: int = 2000, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean; the same seed gives the same interval."""
-    d = np.asarray(differences, dtype=float)
-    if d.size == 0:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, d.size, size=(samples, d.size))].mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
+def t_effect(estimate: float, se: float, df: float, clusters: int, pairs: int, images: int = 0, patients: int = 0,
+             unit: str = "AUC", level: float = 0.95) -> Effect:
+    """An Effect with its t interval estimate ± t(df) × se."""
+    half = st.t.ppf(0.5 + level / 2, df) * se if df > 0 and np.isfinite(se) else float("nan")
+    return Effect(float(estimate), float(se), float(df), estimate - half, estimate + half, clusters, pairs, images,
+                  patients, unit, level)
 
 
-def cohens_d_paired(differences: np.ndarray) -> float:
-    """Cohen's d for paired data (d_z): mean difference over the SD of the differences."""
-    d = np.asarray(differences, dtype=float)
-    if d.size < 2:
-        return float("nan")
-    sd = d.std(ddof=1)
-    if sd == 0:
-        return float(np.sign(d.mean()) * np.inf) if d.mean() != 0 else 0.0
-    return float(d.mean() / sd)
+def no_effect(unit: str = "AUC") -> Effect:
+    """The Effect of a comparison that has no data."""
+    return t_effect(float("nan"), float("nan"), 0, 0, 0, unit=unit)
 
 
-def paired_effect(differences: np.ndarray, samples: int = 2000, seed: int = 0, level: float = 0.95) -> Effect:
-    """Effect of paired differences (already a − b, one per matched pair)."""
-    d = np.asarray(differences, dtype=float)
-    d = d[~np.isnan(d)]
-    low, high = bootstrap_ci(d, samples, seed, level)
-    mean = float(d.mean()) if d.size else float("nan")
-    return Effect(int(d.size), mean, cohens_d_paired(d), low, high, level)
+@dataclass(frozen=True)
+class ImageCell:
+    """One matched contrast (e.g. init a − init b for one model, n and seed) scored on test images."""
+
+    cluster: tuple  # (seed, repeat): what is resampled besides the images
+    estimate: float  # the contrast of AUCs
+    influence: np.ndarray  # per test image (in the order of `images`), the same contrast of DeLong influences
 
 
-def decide(effect: Effect, claim: Claim = "greater", margin: float = 0.0,
-           min_pairs: int = MIN_PAIRS) -> tuple[str, str]:
-    """(verdict, reason): supported / not supported / inconclusive from the CI of a paired effect.
+def image_level_effect(cells: Sequence[ImageCell], images: pd.DataFrame, level: float = 0.95) -> Effect:
+    """Mean contrast over seed clusters with variance from both sources, by the method of moments:
+    test patients resampled within class (DeLong, cluster-robust) plus the seed-to-seed spread beyond what the
+    seeds' own image noise explains. `images`: one row per test image (columns `patient`, `label`) in the order of
+    the cells' influences. Satterthwaite df."""
+    groups: dict[tuple, list[ImageCell]] = {}
+    for cell in cells:
+        groups.setdefault(cell.cluster, []).append(cell)
+    strata, patients = images["label"].to_numpy(), images["patient"].astype(str).to_numpy()
+    estimates = np.array([np.mean([c.estimate for c in g]) for g in groups.values()])
+    influences = np.array([np.mean([c.influence for c in g], axis=0) for g in groups.values()])
+    s = len(estimates)
+    image_var = influence_variance(influences.mean(0), strata, patients)
+    image_df = max(len(np.unique(patients)) - len(np.unique(strata)), 1)
+    seed_var, between = 0.0, 0.0
+    if s > 1:
+        own = np.mean([influence_variance(i, strata, patients) for i in influences])
+        seed_image_noise = max(own - image_var, 0.0) * s / (s - 1)  # each seed's own image noise
+        between = estimates.var(ddof=1)
+        seed_var = max(between - seed_image_noise, 0.0) / s
+    total = image_var + seed_var
+    # Satterthwaite; the seed part's uncertainty is that of the whole between-seed mean square (s − 1 df)
+    denominator = image_var ** 2 / image_df + ((between / s) ** 2 / (s - 1) if s > 1 else 0.0)
+    df = total ** 2 / denominator if denominator > 0 else float(image_df)
+    return t_effect(estimates.mean(), np.sqrt(total), df, s, len(cells), len(images), len(np.unique(patients)),
+                    level=level)
 
-    greater: CI above 0 supports, CI below 0 refutes. non_inferior: CI above −margin supports,
-    CI below −margin refutes. equivalent: CI inside ±margin supports, CI outside it refutes.
-    """
-    if effect.n_pairs < min_pairs:
-        return "inconclusive", f"too few seeds: {effect.n_pairs} paired trial(s), need at least {min_pairs}"
-    low, high = effect.ci_low, effect.ci_high
-    ci = f"{effect.level:.0%} CI [{low:.3g}, {high:.3g}]"
+
+def cluster_effect(values: np.ndarray, clusters: Sequence, unit: str, level: float = 0.95) -> Effect:
+    """Mean of paired differences averaged within each seed/repeat cluster first; t interval over clusters."""
+    frame = pd.DataFrame({"value": np.asarray(values, dtype=float), "cluster": list(clusters)}).dropna()
+    means = frame.groupby("cluster")["value"].mean().to_numpy()
+    s = len(means)
+    if s == 0:
+        return no_effect(unit)
+    se = means.std(ddof=1) / np.sqrt(s) if s > 1 else float("nan")
+    return t_effect(means.mean(), se, s - 1, s, len(frame), unit=unit, level=level)
+
+
+def fieller_ratio(numerator: np.ndarray, denominator: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Ratio of means Σa/Σb over paired cluster values with Fieller's interval (unbounded: ±inf)."""
+    a, b = np.asarray(numerator, float), np.asarray(denominator, float)
+    s = len(a)
+    if s < 2 or b.mean() == 0:
+        return float("nan"), float("nan"), float("nan")
+    ma, mb = a.mean(), b.mean()
+    cov = np.cov(a, b, ddof=1) / s
+    t2 = st.t.ppf(0.5 + level / 2, s - 1) ** 2
+    qa, qb, qc = mb ** 2 - t2 * cov[1, 1], -2 * (ma * mb - t2 * cov[0, 1]), ma ** 2 - t2 * cov[0, 0]
+    disc = qb ** 2 - 4 * qa * qc
+    if qa <= 0 or disc < 0:
+        return float(ma / mb), float("-inf"), float("inf")
+    root = np.sqrt(disc)
+    return float(ma / mb), float((-qb - root) / (2 * qa)), float((-qb + root) / (2 * qa))
+
+
+def decision_p(effect: Effect, claim: Claim, margin: float) -> tuple[float, bool]:
+    """(two-sided p, supports) for the decision the estimate points to; p < α ⇔ the (1 − α) CI decides.
+
+    greater: against 0. non_inferior: against −margin. equivalent: two one-sided tests at ±margin (supports),
+    or the nearer margin when the estimate lies outside (refutes)."""
+    est, se, df = effect.estimate, effect.se, effect.df
+    if not np.isfinite(est) or not df > 0:
+        return float("nan"), False
+
+    def p_beyond(distance: float) -> float:  # two-sided p of a t statistic distance / se
+        if se == 0:
+            return 0.0 if distance != 0 else 1.0
+        return float(2 * st.t.sf(abs(distance) / se, df))
+
     if claim == "greater":
-        if low > 0:
-            return "supported", f"{ci} is above zero"
-        if high < 0:
-            return "not supported", f"{ci} is below zero: the opposite holds"
-        return "inconclusive", f"{ci} crosses zero"
+        return p_beyond(est), est > 0
     if claim == "non_inferior":
-        if low > -margin:
-            return "supported", f"{ci} is above −{margin:g} (non-inferiority margin)"
-        if high < -margin:
-            return "not supported", f"{ci} is below −{margin:g}: clearly worse"
-        return "inconclusive", f"{ci} crosses the non-inferiority margin −{margin:g}"
+        return p_beyond(est + margin), est > -margin
     if claim == "equivalent":
-        if -margin < low and high < margin:
-            return "supported", f"{ci} lies within ±{margin:g} (equivalence margin)"
-        if low > margin or high < -margin:
-            return "not supported", f"{ci} lies outside ±{margin:g}: a real difference"
-        return "inconclusive", f"{ci} crosses the equivalence margin ±{margin:g}"
+        if abs(est) < margin:
+            return min(1.0, max(p_beyond(est + margin), p_beyond(margin - est))), True
+        return p_beyond(abs(est) - margin), False
     raise ValueError(f"unknown claim {claim!r}; use greater, non_inferior or equivalent")
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error); NaN stays NaN and is not counted."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full_like(p, np.nan)
+    valid = np.nonzero(~np.isnan(p))[0]
+    order = valid[np.argsort(p[valid])]
+    m, running = len(order), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def minimum_detectable_effect(effect: Effect, alpha: float, power: float) -> float:
+    """Smallest true difference found with probability `power` by a two-sided t test at level `alpha`."""
+    if not effect.df > 0 or not np.isfinite(effect.se):
+        return float("nan")
+    return float((st.t.ppf(1 - alpha / 2, effect.df) + st.t.ppf(power, effect.df)) * effect.se)
+
+
+def decide(effect: Effect, claim: Claim, margin: float, p_adjusted: float, mde: float, power_margin: float,
+           alpha: float = 0.05, min_clusters: int = MIN_CLUSTERS) -> tuple[str, str]:
+    """(verdict, reason): supported / not supported / inconclusive / underpowered.
+
+    Too few seed/repeat clusters → inconclusive; a minimum detectable effect above `power_margin` → underpowered;
+    else the adjusted p of the decision the CI points to: below α decides, otherwise inconclusive."""
+    unit = effect.unit
+    if effect.clusters < min_clusters:
+        return "inconclusive", (f"too few seeds: {effect.clusters} seed/repeat cluster(s), need at least "
+                                f"{min_clusters} ({effect.pairs} matched pairs)")
+    ci = f"{effect.level:.0%} CI [{effect.ci_low:.3g}, {effect.ci_high:.3g}] {unit}"
+    sample = (f"{effect.images} test images of {effect.patients} patients × {effect.clusters} seeds"
+              if effect.images else f"{effect.clusters} seeds, {effect.pairs} pairs")
+    if not mde <= power_margin:
+        return "underpowered", (f"minimum detectable effect {mde:.3g} {unit} (80% power) > margin {power_margin:g} "
+                                f"with {sample}; {ci}")
+    _, supports = decision_p(effect, claim, margin)
+    adjusted = f"Holm-adjusted p = {p_adjusted:.3g}"
+    if not p_adjusted < alpha:
+        return "inconclusive", f"{ci}; {adjusted} ≥ {alpha:g}"
+    target = {"greater": "0", "non_inferior": f"−{margin:g} (non-inferiority margin)",
+              "equivalent": f"±{margin:g} (equivalence margin)"}[claim]
+    if supports:
+        where = "inside" if claim == "equivalent" else "above"
+        return "supported", f"{ci} is {where} {target}; {adjusted}"
+    where = "outside" if claim == "equivalent" else "below"
+    return "not supported", f"{ci} is {where} {target}; {adjusted}"

@@ -20,9 +20,42 @@ class InitInfo:
     notes: str = ""
 
 
+DOMAINS = ("natural", "grayscale_natural", "xray")  # what a source was trained on
+WEIGHTS = ("default", "copied", "drawn")  # framework init / source tensors copied / source statistics drawn
+
+
+@dataclass(frozen=True)
+class StrategyInfo:
+    """What the hypotheses ask of a strategy: pretrained or not, its source's domain, how its weights arise."""
+
+    pretrained: bool  # starts from features learned on a source
+    weights: str  # one of WEIGHTS
+    domain: Optional[str] = None  # one of DOMAINS; None when the strategy takes no source
+
+
 # strategy(model, model_name, source, in_channels) -> InitInfo; modifies `model` in place
 Strategy = Callable[[nn.Module, str, Optional[str], int], InitInfo]
 INITS: Registry[Strategy] = Registry("init strategy")
+STRATEGY_INFO: Registry[StrategyInfo] = Registry("init strategy")
+
+
+def register(name: str, *, pretrained: bool, weights: str,
+             domain: Optional[str] = None) -> Callable[[Strategy], Strategy]:
+    """Register a strategy function together with what it is (`StrategyInfo`)."""
+    if weights not in WEIGHTS or (domain is not None and domain not in DOMAINS):
+        raise ValueError(f"strategy {name!r}: weights must be one of {WEIGHTS} (got {weights!r}) and domain one of "
+                         f"{DOMAINS} or None (got {domain!r})")
+
+    def add(strategy: Strategy) -> Strategy:
+        STRATEGY_INFO.register(name)(StrategyInfo(pretrained, weights, domain))
+        return INITS.register(name)(strategy)
+
+    return add
+
+
+def strategy_info(name: str) -> StrategyInfo:
+    """The declared `StrategyInfo` of a registered strategy."""
+    return STRATEGY_INFO.get_or_raise(name)
 
 
 def apply_init(model: nn.Module, model_name: str, init: InitConfig, in_channels: int = 1) -> InitInfo:

@@ -5,12 +5,12 @@ from typing import Optional
 
 from torch import nn
 
-from xfer.inits import INITS, InitInfo
+from xfer.inits import InitInfo, register
 from xfer.inits.transfer import transfer
 from xfer.inits.weights import source_for
 
 
-@INITS.register("chexpert")
+@register("chexpert", pretrained=True, weights="copied", domain="xray")
 def chexpert_init(model: nn.Module, model_name: str, source: Optional[str], in_channels: int) -> InitInfo:
     """Default source xrv:densenet121-res224-chex (DenseNet-121 models); otherwise an X-ray stage checkpoint."""
     return transfer(model, model_name, source_for(model_name, source, "xray"))[0]

@@ -6,7 +6,7 @@ from typing import Optional
 
 from torch import nn
 
-from xfer.inits import INITS, InitInfo
+from xfer.inits import InitInfo, register
 from xfer.inits.transfer import transfer
 from xfer.inits.weights import source_for
 
@@ -14,7 +14,7 @@ CHEAP_VARIANT = ("cheap variant: RGB source, first-layer filters summed to one c
                  "grayscale pretraining (give a 1-channel checkpoint or stage for the real thing)")
 
 
-@INITS.register("grayscale_imagenet")
+@register("grayscale_imagenet", pretrained=True, weights="copied", domain="grayscale_natural")
 def grayscale_imagenet_init(model: nn.Module, model_name: str, source: Optional[str], in_channels: int) -> InitInfo:
     """A 1-channel source loads as is; an RGB source (the default: published ImageNet) gets the cheap variant."""
     if in_channels != 1:

@@ -5,12 +5,12 @@ from typing import Optional
 
 from torch import nn
 
-from xfer.inits import INITS, InitInfo
+from xfer.inits import InitInfo, register
 from xfer.inits.transfer import transfer
 from xfer.inits.weights import source_for
 
 
-@INITS.register("imagenet")
+@register("imagenet", pretrained=True, weights="copied", domain="natural")
 def imagenet_init(model: nn.Module, model_name: str, source: Optional[str], in_channels: int) -> InitInfo:
     """Default source: the model's published ImageNet weights (torchvision IMAGENET1K_V1 / timm default tag)."""
     return transfer(model, model_name, source_for(model_name, source, "imagenet"))[0]

@@ -6,7 +6,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from xfer.inits import INITS, InitInfo
+from xfer.inits import InitInfo, register
 from xfer.inits.transfer import normalization_of
 from xfer.inits.weights import checked_state_dict, head_prefixes, load_weights, source_for
 from xfer.models import model_spec
@@ -14,7 +14,7 @@ from xfer.models import model_spec
 DRAWN = (nn.modules.conv._ConvNd, nn.Linear)
 
 
-@INITS.register("meanvar")
+@register("meanvar", pretrained=False, weights="drawn", domain="natural")
 def meanvar_init(model: nn.Module, model_name: str, source: Optional[str], in_channels: int) -> InitInfo:
     """Each conv/linear weight and bias ~ N(mean, std²) of the source tensor (Raghu et al. 2019, Sec. 6).
 

@@ -5,11 +5,11 @@ from typing import Optional
 
 from torch import nn
 
-from xfer.inits import INITS, InitInfo
+from xfer.inits import InitInfo, register
 from xfer.models import model_spec
 
 
-@INITS.register("random")
+@register("random", pretrained=False, weights="default")
 def random_init(model: nn.Module, model_name: str, source: Optional[str], in_channels: int) -> InitInfo:
     """Keep build_model's init; pair it with the model's usual input normalization."""
     if source:
