@@ -14,6 +14,7 @@ import pandas as pd
 
 from xfer.analysis.delong import auc_influence
 from xfer.analysis.stats import ImageCell
+from xfer.config import positive_index
 
 CLUSTER_KEYS = ("seed", "repeat")  # what is resampled besides test images (those present)
 Term = tuple[pd.Series, float]  # (mask over trials, weight)
@@ -98,9 +99,9 @@ class ImageScores:
 
 
 def positive_class(trials: pd.DataFrame, classes: Sequence[str]) -> int:
-    """The study's positive class (param data.positive_class), else the last class."""
+    """The study's positive class as its trials logged it (param data.positive_class), else the last class."""
     named = trials.get("param.data.positive_class", pd.Series(dtype=str)).dropna()
-    return list(classes).index(named.iloc[0]) if len(named) and named.iloc[0] in classes else len(classes) - 1
+    return positive_index(tuple(classes), named.iloc[0] if len(named) else None)
 
 
 def image_scores(trials: pd.DataFrame, predictions: dict[str, pd.DataFrame] | None) -> ImageScores | None:
