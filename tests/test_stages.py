@@ -6,7 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from xfer.stages import StageError, StageNotLearnedWarning, cached_checkpoint, ensure_stages, plan_stage, stage_dir
+from xfer.checkpoint import CheckpointMeta, save_checkpoint
+from xfer.models import build_model
+from xfer.stages import (StageError, StageNotLearnedWarning, cached_checkpoint, ensure_stages, file_sha256, plan_stage,
+                         stage_dir)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,10 +56,10 @@ def test_nothing_cached_for_a_new_key(tmp_path):
 
 def write_cached_stage(job, cache_root: Path, test_auc: float) -> None:
     folder = stage_dir(job, cache_root)
-    folder.mkdir(parents=True)
-    (folder / "checkpoint.pt").write_bytes(b"")
+    save_checkpoint(folder / "checkpoint.pt", build_model("cbr_tiny", 2, 1).state_dict(), CheckpointMeta("cbr_tiny"))
     (folder / "manifest.json").write_text(json.dumps(
-        {"stage": job.config.stage, "model": job.config.model, "epochs": 4, "final_metrics": {"test_auc": test_auc}}))
+        {"stage": job.config.stage, "model": job.config.model, "epochs": 4, "final_metrics": {"test_auc": test_auc},
+         "checkpoint_sha256": file_sha256(folder / "checkpoint.pt")}))
 
 
 def test_a_stage_at_chance_is_reported_when_used(tmp_path):

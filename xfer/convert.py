@@ -75,6 +75,7 @@ def _convert(value: Any, tp: Any, path: str, problems: list[str]) -> Any:
 
 
 def to_dataclass(raw: Any, cls: type, path: str, problems: list[str]) -> Any:
+    """`cls` built from a mapping; every problem is appended, a part that cannot be built is None."""
     if not isinstance(raw, dict):
         problems.append(f"{path or '<top>'}: expected a mapping, got {raw!r}")
         return None
@@ -90,7 +91,5 @@ def to_dataclass(raw: Any, cls: type, path: str, problems: list[str]) -> Any:
             kwargs[name] = _convert(raw[name], hints[name], f"{prefix}{name}", problems)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             problems.append(f"{prefix}{name}: required field is missing")
-    try:
-        return cls(**kwargs)
-    except TypeError:
-        return None
+            kwargs[name] = None  # a placeholder, so the checks after parsing still see every other field
+    return cls(**kwargs)

@@ -17,9 +17,9 @@ from xfer.analysis.images import model_input  # noqa: E402
 from xfer.checkpoint import CheckpointMeta  # noqa: E402
 
 
-def explain_image(model: torch.nn.Module, meta: CheckpointMeta, path: str, out_dir: Path,
+def explain_image(model: torch.nn.Module, meta: CheckpointMeta, path: str, out: Path,
                   target: Optional[str] = None) -> Path:
-    """Write `<stem>_explain.png`: input, Grad-CAM and saliency of the target (default: predicted) class."""
+    """Write `out` (a PNG): input, Grad-CAM and saliency of the target (default: predicted) class."""
     from xfer.data.images import read_image_resized
 
     classes = list(meta.classes)
@@ -43,18 +43,40 @@ def explain_image(model: torch.nn.Module, meta: CheckpointMeta, path: str, out_d
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
-    out = out_dir / f"{Path(path).stem}_explain.png"
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
 
 
+def output_names(paths: list) -> list[str]:
+    """`<stem>_explain.png` per image; images whose stems collide (a/img.png, a/img.dcm, b/img.png) are named
+    by their path instead (`a_img.png_explain.png`), so no output overwrites another."""
+    stems = [Path(p).stem for p in paths]
+    names = []
+    for p, stem in zip(paths, stems):
+        if stems.count(stem) == 1:
+            names.append(f"{stem}_explain.png")
+        else:
+            names.append("_".join(Path(p).resolve().parts[-2:]) + "_explain.png")
+    for i, name in enumerate(names):  # still equal (the same file twice): number them
+        if names.count(name) > 1:
+            names[i] = f"{i}_{name}"
+    return names
+
+
 def write_explanations(model: torch.nn.Module, meta: CheckpointMeta, paths: list, out_dir: Path,
-                       target: Optional[str] = None) -> list[Path]:
-    """Explain each image file into `out_dir` (created); returns the PNG paths."""
+                       target: Optional[str] = None) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Explain each image file into `out_dir` (created): the PNGs written, and (path, error) per image that
+    could not be read or explained (the others go on)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [explain_image(model, meta, str(p), out_dir, target) for p in paths]
+    written, errors = [], []
+    for p, name in zip(paths, output_names(paths)):
+        try:
+            written.append(explain_image(model, meta, str(p), out_dir / name, target))
+        except Exception as e:  # noqa: BLE001 - one bad image must not stop the others
+            errors.append((str(p), f"{type(e).__name__}: {e}"))
+    return written, errors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,15 +87,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./mlflow.db)")
     parser.add_argument("--class", dest="target", help="class to explain (default: the predicted class)")
     args = parser.parse_args(argv)
-    from xfer.checkpoint import load_trial
+    from xfer.predict import load_trial_or_none
 
-    model, meta = load_trial(args.run_id, args.tracking_uri)
+    loaded = load_trial_or_none(args.run_id, args.tracking_uri)
+    if loaded is None:
+        return 2
+    model, meta = loaded
     if args.target and args.target not in meta.classes:
         print(f"error: --class {args.target!r} is not one of {list(meta.classes)}", file=sys.stderr)
         return 2
-    for png in write_explanations(model, meta, args.images, args.out, args.target):
+    written, errors = write_explanations(model, meta, args.images, args.out, args.target)
+    for png in written:
         print(png)
-    return 0
+    for path, message in errors:
+        print(f"error: {path}: {message}", file=sys.stderr)
+    return 0 if written else 1
 
 
 if __name__ == "__main__":

@@ -56,8 +56,12 @@ def train_and_test(uri: str, run_id: str, model_name: str, init: InitConfig, dat
     model, info = initial_model(model_name, len(data.classes), channels, init, seed)
     track.log_params(uri, run_id, {**init_params(info), **params})
 
+    # a trial resumed from an earlier epoch's state retrains epochs its run already logged: log each step once
+    logged_through = track.last_step(uri, run_id, "train_loss") if resume else 0
+
     def log_epoch(epoch: int, metrics: dict, state) -> None:
-        track.log_metrics(uri, run_id, metrics, step=epoch)
+        if epoch > logged_through:
+            track.log_metrics(uri, run_id, metrics, step=epoch)
         if on_epoch is not None:
             on_epoch(epoch, metrics, state)
 

@@ -65,9 +65,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./mlflow.db)")
     args = parser.parse_args(argv)
 
-    from xfer.checkpoint import load_trial
-
-    model, meta = load_trial(args.trial, args.tracking_uri)
+    loaded = load_trial_or_none(args.trial, args.tracking_uri)
+    if loaded is None:
+        return 2
+    model, meta = loaded
     classes = list(meta.classes)
     rows, errors = predict_files(model, meta, expand_inputs(args.images))
     for path, p in rows:
@@ -79,8 +80,23 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.gradcam and rows:
         from xfer.explain import write_explanations
 
-        write_explanations(model, meta, [p for p, _ in rows], args.gradcam)
+        for path, message in write_explanations(model, meta, [p for p, _ in rows], args.gradcam)[1]:
+            print(f"error: {path}: Grad-CAM: {message}", file=sys.stderr)
     return 0 if rows else 1
+
+
+def load_trial_or_none(ref: str, tracking_uri: Optional[str]):
+    """(model, meta) of a trial's run id or checkpoint file; else one line on stderr saying why, and None."""
+    from xfer.checkpoint import load_trial
+
+    try:
+        return load_trial(ref, tracking_uri)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)  # torch's own advice runs on for lines
+    except Exception as e:  # noqa: BLE001 - torch's loader raises anything (KeyError: 101) for a non-checkpoint file
+        print(f"error: {ref}: not an xfer checkpoint nor a trial's run id ({type(e).__name__}: {e}); give the run id "
+              f"of a finished trial or its checkpoint/best.pt", file=sys.stderr)
+    return None
 
 
 if __name__ == "__main__":

@@ -4,14 +4,29 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
 import time
 from pathlib import Path
 
+from mlflow.exceptions import MlflowException
+
 from xfer import track
 from xfer.config import ConfigError, StudyConfig, absolutize
 from xfer.load import is_stage_file, load_stage, load_study
-from xfer.source import parse_source
+from xfer.lock import StudyLockedError, study_lock
+from xfer.paths import UnsafePathError
+from xfer.preflight import study_preflight
+
+EXIT_FAILED, EXIT_CONFIG, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 130, 143
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """The driver got SIGINT or SIGTERM; `exit_code` is 128 + the signal number."""
+
+    def __init__(self, exit_code: int = EXIT_SIGINT):
+        super().__init__(f"interrupted (exit code {exit_code})")
+        self.exit_code = exit_code
 
 
 def run_stage_file(path: Path) -> Path:
@@ -31,68 +46,142 @@ def run_stage_file(path: Path) -> Path:
     return Path(checkpoint)
 
 
-def missing_published_weights(study: StudyConfig) -> list[str]:
-    """Pre-flight: every published weight file the trials need must be in its library's cache."""
-    from xfer.inits.published import published_weights
-    from xfer.inits.weights import source_for
-
-    problems = []
-    for i, init in enumerate(study.trials.init):
-        if init.strategy == "random" or parse_source(init.source).kind in ("stage", "file"):
-            continue
-        for model in study.trials.models:
-            try:
-                weights = published_weights(source_for(model, init.source, "xray" if init.strategy == "chexpert" else "imagenet"))
-            except (ValueError, KeyError) as e:
-                problems.append(f"trials.init[{i}].source (model {model}): {e}")
-                continue
-            if not weights.cache_path.is_file():
-                problems.append(f"trials.init[{i}].source (model {model}): weight file {weights.file} is missing; "
-                                f"searched {weights.cache_path}; fetch it with `xfer weights fetch {weights.source}` "
-                                f"when online, or copy it there")
-    return problems
+def checked_study(path: Path) -> StudyConfig:
+    """The study with absolute paths, after every check that needs no trial (else ConfigError, all at once)."""
+    study = load_study(path)
+    study = dataclasses.replace(study, data=absolutize(study.data, path.parent),
+                                output_dir=str(study.output_path.resolve()))
+    problems = study_preflight(study, path.parent)
+    if problems:
+        write_summary(study.output_path, {"status": "never started", "problems": problems})
+        raise ConfigError(str(path), problems)
+    return study
 
 
-def run_study(path: Path, resume: bool = False, report: bool = True) -> dict:
-    """Run a whole study; returns a summary with counts, wall time and the report path."""
+def write_summary(out: Path, summary: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+def run_study(path: Path, resume: bool = False, report: bool = True, *, report_partial: bool = False) -> dict:
+    """Run a whole study; returns a summary (status, trial counts, wall time, report path), also in summary.json.
+
+    Holds the study's lock throughout; an interruption (SIGINT/SIGTERM) marks the study run and the trials in
+    flight KILLED, writes the summary and raises StudyInterrupted."""
+    study = checked_study(path)
+    with study_lock(study.output_path, study.name), _sigterm_interrupts():
+        return _run_locked(path, study, resume, report, report_partial)
+
+
+def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, report_partial: bool) -> dict:
     from xfer.stages import recipe_dirs, resolve_init_sources
     from xfer.tune import connect, run_grid
 
     began = time.perf_counter()
-    study = load_study(path)
-    study = dataclasses.replace(study, data=absolutize(study.data, path.parent),
-                                output_dir=str(study.output_path.resolve()))
-    missing = missing_published_weights(study)
-    if missing:
-        raise ConfigError(str(path), missing)
     uri, experiment = track.tracking_for(study.tracking, study.name)
     out = study.output_path
-    out.mkdir(parents=True, exist_ok=True)
     (out / "study.json").write_text(json.dumps({"tracking_uri": uri, "experiment": experiment,
                                                 "study_file": str(path.resolve())}, indent=2))
     experiment_id = track.ensure_experiment(uri, experiment)
     parent = track.study_run_id(uri, experiment_id, study.name, reuse=resume)
     track.log_params(uri, parent, {"study_file": str(path)})
-    connect(study.ray.address)
-    inits = resolve_init_sources(study.trials.init, study.trials.models, recipe_dirs((path.parent.parent / "pretrain",)),
-                                 Path(study.data.cache_dir), uri, experiment_id, study.resources.cpu,
-                                 study.resources.gpu)
-    results = run_grid(study, inits, uri, experiment_id, parent, resume)
-    failed = [r for r in results if r.error is not None]
-    summary = {"trials": len(results), "failed": len(failed), "experiment": experiment, "tracking_uri": uri,
-               "trial_seconds": round(time.perf_counter() - began, 1)}
-    for r in failed:
-        print(f"[xfer] trial failed: {r.config} — {type(r.error).__name__}: {r.error}", file=sys.stderr)
-    if report:
+    t = study.trials
+    trials = len(t.init) * len(t.models) * len(t.n_per_class) * len(t.seeds)
+    summary = {"status": "failed", "trials": trials, "experiment": experiment, "tracking_uri": uri,
+               "study_run_id": parent}
+    results, error = None, None
+    try:
+        connect(study.ray.address)
+        inits = resolve_init_sources(study.trials.init, study.trials.models,
+                                     recipe_dirs((path.parent.parent / "pretrain",)), Path(study.data.cache_dir),
+                                     uri, experiment_id, study.resources.cpu, study.resources.gpu)
+        results = run_grid(study, inits, uri, experiment_id, parent, resume)
+    except BaseException as e:  # noqa: BLE001 - every way out leaves the runs terminated and a summary
+        error = e
+    summary.update(trial_outcomes(uri, experiment_id, parent, results, summary["trials"]))
+    interrupted = isinstance(error, KeyboardInterrupt) or summary["killed"] + summary["never_started"] > 0
+    summary["status"] = "interrupted" if interrupted else "failed" if error or summary["failed"] else "finished"
+    if error is not None and not isinstance(error, KeyboardInterrupt):
+        summary["error"] = f"{type(error).__name__}: {error}"
+    summary["trial_seconds"] = round(time.perf_counter() - began, 1)
+    for r in results or ():
+        if r.error is not None:
+            print(f"[xfer] trial failed: {r.config} — {type(r.error).__name__}: {r.error}", file=sys.stderr)
+    if report and error is None and (not interrupted or report_partial):
         from xfer.report import build_report
 
-        summary["report"] = str(build_report(uri, experiment, out, study.analysis, parent_run_id=parent))
+        try:
+            summary["report"] = str(build_report(uri, experiment, out, study.analysis, parent_run_id=parent))
+        except KeyboardInterrupt as e:  # the trials are done; only the report is missing
+            error, interrupted, summary["status"] = e, True, "interrupted"
+            summary["report"] = None
     summary["wall_seconds"] = round(time.perf_counter() - began, 1)
-    track.log_metrics(uri, parent, {"wall_seconds": summary["wall_seconds"], "failed_trials": len(failed)}, 0)
-    track.client(uri).set_terminated(parent, "FINISHED" if not failed else "FAILED")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    with _tracking_may_fail():
+        track.log_metrics(uri, parent, {"wall_seconds": summary["wall_seconds"], "failed_trials": summary["failed"]}, 0)
+        track.client(uri).set_terminated(parent, {"finished": "FINISHED", "interrupted": "KILLED"}.get(
+            summary["status"], "FAILED"))
+    write_summary(out, summary)
     print(json.dumps(summary, indent=2))
+    if interrupted:
+        print(f"[xfer] interrupted: {summary['finished']} of {summary['trials']} trials finished, "
+              f"{summary['killed']} killed, {summary['never_started']} never started; finish it with: "
+              f"python -m xfer.run {path} --resume", file=sys.stderr, flush=True)
+        raise error if isinstance(error, StudyInterrupted) else StudyInterrupted()
+    if error is not None:
+        raise error
     return summary
+
+
+def trial_outcomes(uri: str, experiment_id: str, parent: str, results, total: int) -> dict[str, int]:
+    """Trials finished, failed, killed (in flight when the study stopped: their runs are marked KILLED) and never
+    started; Tune's results are authoritative for the first two when the grid returned."""
+    runs = track.client(uri).search_runs([experiment_id], f"{track.kind_filter(track.TRIAL)} and "
+                                         f"tags.`{track.PARENT_TAG}` = '{parent}'", max_results=50000)
+    killed = 0
+    for run in runs:
+        if run.info.status in ("RUNNING", "SCHEDULED"):
+            with _tracking_may_fail():
+                track.client(uri).set_terminated(run.info.run_id, "KILLED")
+            killed += 1
+        elif run.info.status == "KILLED":
+            killed += 1
+    if results is not None:
+        finished = sum(1 for r in results if r.error is None and r.metrics.get("trial_done"))
+        failed = sum(1 for r in results if r.error is not None)
+    else:
+        finished = sum(1 for r in runs if r.info.status == "FINISHED")
+        failed = sum(1 for r in runs if r.info.status == "FAILED")
+    killed = min(killed, total - finished - failed)
+    return {"finished": finished, "failed": failed, "killed": killed,
+            "never_started": max(total - finished - failed - killed, 0)}
+
+
+class _tracking_may_fail:
+    """Best effort while reporting an outcome: a store error is printed, not allowed to hide the outcome."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb) -> bool:
+        if isinstance(error, MlflowException):
+            print(f"[xfer] warning: {track.store_error_message('the MLflow store', error)}", file=sys.stderr)
+            return True
+        return False
+
+
+class _sigterm_interrupts:
+    """SIGTERM ends the study like SIGINT does (runs KILLED, summary written), with exit code 143."""
+
+    def __enter__(self):
+        def interrupt(signum, frame):
+            raise StudyInterrupted(EXIT_SIGTERM)
+
+        self.previous = signal.signal(signal.SIGTERM, interrupt)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        signal.signal(signal.SIGTERM, self.previous)
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,16 +189,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", type=Path, help="a study YAML (experiments/) or a stage recipe (pretrain/)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted study")
     parser.add_argument("--no-report", action="store_true", help="skip the analysis and report")
+    parser.add_argument("--report-partial", action="store_true",
+                        help="build the report even when the study was interrupted (from the trials that finished)")
     args = parser.parse_args(argv)
     try:
         if is_stage_file(args.config):
             run_stage_file(args.config)
         else:
-            summary = run_study(args.config, args.resume, not args.no_report)
-            return 1 if summary["failed"] else 0
-    except ConfigError as e:
+            summary = run_study(args.config, args.resume, not args.no_report, report_partial=args.report_partial)
+            return EXIT_FAILED if summary["status"] != "finished" else 0
+    except StudyInterrupted as e:
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"[xfer] interrupted before the study began; nothing ran. Start it again with: "
+              f"python -m xfer.run {args.config}", file=sys.stderr)
+        return EXIT_SIGINT
+    except (ConfigError, UnsafePathError, StudyLockedError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
+    except track.TrackingStoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except MlflowException as e:
+        print(f"error: {track.store_error_message(track.resolve_tracking_uri(None), e)}", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 

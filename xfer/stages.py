@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from xfer import track
-from xfer.checkpoint import save_checkpoint
+from xfer.checkpoint import read_checkpoint, save_checkpoint
 from xfer.config import InitConfig, StageConfig, absolutize, flatten, set_values
 from xfer.load import load_stage
+from xfer.paths import inside, move_aside, name_problem
 from xfer.source import parse_source
 
 STAGE_SEED = 0  # a stage is one checkpoint, trained from one seed
@@ -37,8 +38,11 @@ def recipe_dirs(extra: tuple[Path, ...] = ()) -> list[Path]:
 
 
 def find_recipe(name: str, dirs: list[Path]) -> Path:
+    """`NAME.yaml` in the first folder that has it; NAME must be a safe name (it becomes a path)."""
+    if problem := name_problem(name, "stage"):
+        raise StageError(problem)
     for d in dirs:
-        if (d / f"{name}.yaml").exists():
+        if inside(d, f"{name}.yaml").exists():
             return d / f"{name}.yaml"
     raise StageError(f"stage {name!r}: no recipe {name}.yaml in {', '.join(str(d) for d in dirs)}")
 
@@ -75,12 +79,43 @@ def plan_stage(name: str, model: Optional[str], dirs: list[Path], _seen: tuple[s
 
 
 def stage_dir(job: StageJob, cache_root: Path) -> Path:
-    return cache_root / "stages" / f"{job.name}-{job.key}"
+    return inside(Path(cache_root) / "stages", f"{job.name}-{job.key}")
 
 
 def cached_checkpoint(job: StageJob, cache_root: Path) -> Optional[Path]:
+    """The stage's cached checkpoint if it is there and intact; a corrupt one is moved aside (then retrained)."""
     d = stage_dir(job, cache_root)
-    return d / "checkpoint.pt" if (d / "manifest.json").exists() and (d / "checkpoint.pt").exists() else None
+    if not ((d / "manifest.json").exists() and (d / "checkpoint.pt").exists()):
+        return None
+    problem = checkpoint_problem(d)
+    if problem:
+        move_aside(d, f"{problem}; the stage is retrained")
+        return None
+    return d / "checkpoint.pt"
+
+
+def checkpoint_problem(d: Path) -> Optional[str]:
+    """Why a stage folder's checkpoint cannot be trusted: a checksum mismatch, or (older folders) unreadable."""
+    try:
+        expected = json.loads((d / "manifest.json").read_text()).get("checkpoint_sha256")
+    except (OSError, ValueError) as e:
+        return f"{d / 'manifest.json'} is unreadable: {e}"
+    if expected:
+        actual = file_sha256(d / "checkpoint.pt")
+        return None if actual == expected else f"{d / 'checkpoint.pt'}: sha256 {actual[:12]}… ≠ {expected[:12]}…"
+    try:
+        read_checkpoint(d / "checkpoint.pt")
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a truncated file
+        return f"{d / 'checkpoint.pt'} is unreadable: {type(e).__name__}: {e}"
+    return None
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def train_stage(job: StageJob, source_path: Optional[str], cache_root: Path, uri: str, experiment_id: str) -> str:
@@ -109,6 +144,7 @@ def train_stage(job: StageJob, source_path: Optional[str], cache_root: Path, uri
         meta = dataclasses.replace(tested.meta, stage=cfg.stage, stage_key=job.key)
         save_checkpoint(out / "checkpoint.pt", tested.fit.best_state, meta)
         manifest = {"stage": cfg.stage, "model": cfg.model, "key": job.key, "source": tested.info.source,
+                    "checkpoint_sha256": file_sha256(out / "checkpoint.pt"),
                     "data": [d.root for d in cfg.data.datasets], "classes": list(prepared.classes),
                     "n_train": len(data.train_idx), "n_val": len(data.val_idx), "n_test": len(test_idx),
                     "epochs": len(tested.fit.history), "final_metrics": final, "mlflow_run_id": run_id,

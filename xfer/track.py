@@ -13,6 +13,7 @@ import mlflow
 from mlflow.entities import RunStatus
 
 from xfer.config import TrackingConfig
+from xfer.paths import inside
 
 MAX_PARAM_LENGTH = 6000
 
@@ -62,7 +63,7 @@ def client(uri: str) -> mlflow.MlflowClient:
 def artifact_location(uri: str, name: str) -> Optional[str]:
     """Beside a sqlite file: `<db folder>/mlartifacts/<experiment>` (absolute, so Ray workers agree)."""
     if uri.startswith("sqlite:///"):
-        return (Path(uri[len("sqlite:///"):]).resolve().parent / "mlartifacts" / name).as_uri()
+        return inside(Path(uri[len("sqlite:///"):]).resolve().parent / "mlartifacts", name).as_uri()
     return None  # a tracking server decides
 
 
@@ -73,8 +74,23 @@ def ensure_experiment(uri: str, name: str) -> str:
         return exp.experiment_id
     try:
         return c.create_experiment(name, artifact_location=artifact_location(uri, name))
-    except mlflow.exceptions.MlflowException:  # created by a concurrent process meanwhile
-        return c.get_experiment_by_name(name).experiment_id
+    except mlflow.exceptions.MlflowException as e:  # created by a concurrent process meanwhile, or not writable
+        exp = c.get_experiment_by_name(name)
+        if exp is None:
+            raise TrackingStoreError(store_error_message(uri, e)) from None
+        return exp.experiment_id
+
+
+class TrackingStoreError(RuntimeError):
+    """The MLflow store refused a write (a read-only database, a full disk, a server that said no)."""
+
+
+def store_error_message(uri: str, error: Exception) -> str:
+    """One line for people: which store, what it said (a read-only database named as such), what to do."""
+    text = str(error)
+    said = "readonly database" if "readonly database" in text else text.splitlines()[0][:300]
+    return (f"the MLflow store {uri} cannot be written ({said}); make the database file and its folder writable, "
+            f"or point tracking.uri / MLFLOW_TRACKING_URI at a writable store")
 
 
 def find_run(uri: str, experiment_id: str, tags: dict[str, str]) -> Optional[mlflow.entities.Run]:
@@ -117,6 +133,11 @@ def log_metrics(uri: str, run_id: str, metrics: dict[str, float], step: int) -> 
     batch = [Metric(k, float(v), now, step) for k, v in metrics.items()
              if isinstance(v, (int, float)) and not math.isnan(float(v))]
     client(uri).log_batch(run_id, metrics=batch)
+
+
+def last_step(uri: str, run_id: str, metric: str) -> int:
+    """The highest step logged for `metric` in the run (0: none)."""
+    return max((m.step for m in client(uri).get_metric_history(run_id, metric)), default=0)
 
 
 def log_file(uri: str, run_id: str, path: Path, artifact_path: str) -> None:

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -12,20 +12,25 @@ import torch
 from ray import tune
 
 from xfer.config import InitConfig, StudyConfig
+from xfer.paths import CorruptCacheWarning, inside, make_owned_dir, remove_owned_dir
 from xfer.trial import TrialSpec, run_trial
 
 STATE_FILE = "trial_state.pt"
 
 
 def connect(address: Optional[str]) -> None:
-    """Join the Ray cluster at `address` (or RAY_ADDRESS); otherwise start a local Ray."""
+    """Join the Ray cluster at `address` (or RAY_ADDRESS); otherwise start a local Ray on loopback only."""
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
-        ray.init(include_dashboard=False, log_to_driver=True)
+        ray.init(**LOCAL_RAY)
+
+
+# A local Ray serves this process only: no dashboard, and every server bound to 127.0.0.1, not 0.0.0.0.
+LOCAL_RAY = {"include_dashboard": False, "log_to_driver": True, "_node_ip_address": "127.0.0.1"}
 
 
 def _trainable(config: dict, study: StudyConfig, inits: dict, uri: str, experiment_id: str,
@@ -36,8 +41,7 @@ def _trainable(config: dict, study: StudyConfig, inits: dict, uri: str, experime
     resume = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            resume = torch.load(Path(d) / STATE_FILE, weights_only=True)
+        resume = load_trial_state(checkpoint)
 
     def on_epoch(epoch: int, metrics: dict, state) -> None:
         if checkpoint_every and epoch % checkpoint_every == 0:
@@ -49,6 +53,18 @@ def _trainable(config: dict, study: StudyConfig, inits: dict, uri: str, experime
 
     final = run_trial(study, spec, uri, experiment_id, parent_run_id, on_epoch, resume)
     tune.report({k: v for k, v in final.items() if isinstance(v, (int, float))} | {"trial_done": 1})
+
+
+def load_trial_state(checkpoint: tune.Checkpoint) -> Optional[dict]:
+    """The trial's saved state; a corrupt one is reported by file name and the trial restarts from epoch 1."""
+    with checkpoint.as_directory() as d:
+        path = Path(d) / STATE_FILE
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception as e:  # noqa: BLE001 - torch raises many types for a truncated file
+            warnings.warn(f"{path} is corrupt ({type(e).__name__}: {e}); this trial restarts from its first epoch",
+                          CorruptCacheWarning, stacklevel=2)
+            return None
 
 
 def param_space(study: StudyConfig) -> dict:
@@ -78,8 +94,9 @@ def run_grid(study: StudyConfig, inits: dict[tuple[str, str], InitConfig], uri: 
         print(f"[xfer] resuming Tune experiment {path}", flush=True)
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
     else:
-        if "://" not in path and Path(path).exists():  # finished trials live in MLflow: start Tune afresh
-            shutil.rmtree(path)
+        if "://" not in path:  # finished trials live in MLflow: start Tune afresh, in a folder marked as xfer's
+            remove_owned_dir(inside(Path(storage), study.name))
+            make_owned_dir(Path(path))
         tuner = tune.Tuner(
             trainable,
             param_space=param_space(study),

@@ -13,6 +13,7 @@ import numpy as np
 
 from xfer.data.images import UnreadableImageError, read_image_resized
 from xfer.data.records import Record, warn_skipped
+from xfer.paths import move_aside
 
 CACHE_FORMAT = 1  # bump when decoding or resizing changes, so old caches are not reused
 
@@ -30,11 +31,30 @@ def load_image_array(records: Sequence[Record], size: int, channels: int,
     key = cache_key(paths, size, channels)
     array_file, index_file = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
     with exclusive(cache_dir / f"{key}.lock"):  # parallel trials wait for one builder
-        if not (array_file.exists() and index_file.exists()):
+        loaded = _load_verified(array_file, index_file, (channels, size, size))
+        if loaded is None:
             _build(paths, size, channels, array_file, index_file)
-    index = json.loads(index_file.read_text())
+            loaded = _load_verified(array_file, index_file, (channels, size, size))
+    array, index = loaded
     warn_skipped("unreadable images", index["skipped"], f"image cache {array_file}")
-    return np.load(array_file, mmap_mode="r"), index["kept"]
+    return array, index["kept"]
+
+
+def _load_verified(array_file: Path, index_file: Path, shape: tuple[int, int, int]) -> tuple[np.ndarray, dict] | None:
+    """The cached array and its index if both are there and agree; a corrupt pair is moved aside (None: rebuild)."""
+    if not (array_file.exists() and index_file.exists()):
+        return None
+    try:
+        index = json.loads(index_file.read_text())
+        array = np.load(array_file, mmap_mode="r")
+        if array.shape != (len(index["kept"]), *shape) or array.dtype != np.uint8:
+            raise ValueError(f"holds {array.dtype} {array.shape}, expected uint8 {(len(index['kept']), *shape)}")
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
+        for f in (array_file, index_file):
+            if f.exists():
+                move_aside(f, f"{type(e).__name__}: {e}; the images are decoded again")
+        return None
+    return array, index
 
 
 def cache_key(paths: Sequence[str], size: int, channels: int) -> str:
