@@ -128,10 +128,13 @@ def trial_runs(uri: str, experiment: str) -> list[mlflow.entities.Run]:
 
 
 def expected_trial_keys(study_file: Path) -> set[str]:
-    t = yaml.safe_load(study_file.read_text())["trials"]
+    study = yaml.safe_load(study_file.read_text())
+    t, split = study["trials"], study["data"].get("split", {})
     names = [i.get("label") or i["strategy"] for i in t["init"]]
-    return {f"{i}|{m}|n={n}|seed={s}" for i in names for m in t["models"] for n in t["n_per_class"]
-            for s in t.get("seeds", [0])}
+    folds = [f"|fold={k}|repeat={r}" for r in range(split.get("repeats") or 1) for k in range(split["folds"])] \
+        if split.get("folds") else [""]
+    return {f"{i}|{m}|n={n}|seed={s}{f}" for i in names for m in t["models"] for n in t["n_per_class"]
+            for s in t.get("seeds", [0]) for f in folds}
 
 
 # ---------------------------------------------------------------- the launcher config

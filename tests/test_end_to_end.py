@@ -38,7 +38,8 @@ def test_one_finished_run_per_trial(smoke):
     client, exp, _, study, _ = smoke
     trials = client.search_runs([exp.experiment_id], "tags.`xfer.kind` = 'trial'")
     t = study["trials"]
-    expected = len(t["init"]) * len(t["models"]) * len(t["n_per_class"]) * len(t["seeds"])
+    folds = study["data"]["split"].get("folds", 1)
+    expected = len(t["init"]) * len(t["models"]) * len(t["n_per_class"]) * len(t["seeds"]) * folds
     keys = [r.data.tags["xfer.trial_key"] for r in trials]
     assert len(keys) == expected == len(set(keys)), "the second run must not duplicate trials"
     assert all(r.info.status == "FINISHED" for r in trials)
@@ -46,12 +47,14 @@ def test_one_finished_run_per_trial(smoke):
 
 def test_params_tags_and_metric_histories(smoke):
     client, exp, _, study, _ = smoke
-    run = client.search_runs([exp.experiment_id], "tags.`xfer.trial_key` = 'meanvar|cbr_tiny|n=4|seed=1'")[0]
+    key = "meanvar|cbr_tiny|n=4|seed=0|fold=1|repeat=0"
+    run = client.search_runs([exp.experiment_id], f"tags.`xfer.trial_key` = '{key}'")[0]
     params, tags = run.data.params, run.data.tags
     assert params["init.strategy"] == "meanvar" and params["train.lr"] == "0.003"
     assert params["n_train"] == "8" and params["model"] == "cbr_tiny"
     assert params["init.source"].endswith("checkpoint.pt")
-    assert tags["init"] == "meanvar" and tags["seed"] == "1" and tags["n_per_class"] == "4"
+    assert tags["init"] == "meanvar" and tags["seed"] == "0" and tags["n_per_class"] == "4"
+    assert tags["fold"] == "1" and tags["repeat"] == "0"
     history = client.get_metric_history(run.info.run_id, "val_auc")
     assert [m.step for m in history] == list(range(1, study["train"]["epochs"] + 1))
     assert 0 <= run.data.metrics["test_auc"] <= 1

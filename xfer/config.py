@@ -48,6 +48,13 @@ class SplitConfig:
     test_fraction: float = 0.25
     seed: int = 0
     predefined_test: Optional[str] = None  # class_folders: use this folder as the test split
+    folds: Optional[int] = None  # K: patient-level stratified K-fold; fold and repeat become trial axes
+    repeats: Optional[int] = None  # with folds: R repeats of the K-fold, each shuffled by seed + repeat; None: 1
+
+    @property
+    def fold_repeats(self) -> int:
+        """How many times the K-fold is repeated (1 when unset)."""
+        return self.repeats or 1
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,7 @@ class DataConfig:
     cache_dir: str = ".xfer_cache"
     multi_label: bool = False  # one sigmoid output per class (torchxrayvision datasets; pretraining stages)
     exclude_overlap_with: tuple[DatasetConfig, ...] = ()  # evaluated sets: drop images also in these (by content)
+    external: tuple[DatasetConfig, ...] = ()  # external validation: each trial's best checkpoint is scored on each
 
     @property
     def positive_index(self) -> int:
@@ -238,4 +246,5 @@ def absolutize(data: DataConfig, base_dir: Path) -> DataConfig:
         return tuple(dataclasses.replace(d, root=str(resolve_path(d.root, base_dir).resolve())) for d in datasets)
 
     return dataclasses.replace(data, datasets=absolute(data.datasets), cache_dir=str(Path(data.cache_dir).resolve()),
-                               exclude_overlap_with=absolute(data.exclude_overlap_with))
+                               exclude_overlap_with=absolute(data.exclude_overlap_with),
+                               external=absolute(data.external))

@@ -8,6 +8,7 @@ import yaml
 from xfer.config import ConfigError, DataConfig, InitConfig, StageConfig, StudyConfig, resolve_path
 from xfer.checks import data_problems, stage_source_problems, study_problems, train_problems
 from xfer.convert import to_dataclass
+from xfer.data.prepare import split_and_external_problems
 from xfer.data import DATASETS
 from xfer.data.root import missing_dataset_message
 from xfer.data.xrv_datasets import IMAGE_COLUMNS
@@ -107,6 +108,8 @@ def parse_study(raw: dict, source: str = "<study>", base_dir: Path = Path(".")) 
                         base_dir, problems)
         if study.data is not None and study.data.multi_label:
             problems.append("data.multi_label: studies are single-label; multi-label heads are for pretraining stages")
+        if study.data is not None and t is not None and not problems:
+            problems += split_and_external_problems(study.data, tuple(t.n_per_class), base_dir)
     if problems:
         raise ConfigError(source, list(dict.fromkeys(problems)))
     return study

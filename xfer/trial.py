@@ -1,7 +1,6 @@
-"""One trial = one (init, model, n, seed): train and test it through `xfer.pipeline`, recorded as one MLflow run."""
+"""One trial = one (init, model, n, seed[, fold, repeat]), trained and tested through `xfer.pipeline` as one MLflow run."""
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 from dataclasses import dataclass
@@ -12,11 +11,13 @@ import numpy as np
 
 from xfer import track
 from xfer.checkpoint import save_checkpoint
-from xfer.config import InitConfig, StudyConfig, flatten, set_values
-from xfer.data.prepare import PreparedData, prepare_data
+from xfer.config import InitConfig, StudyConfig, flatten
+from xfer.data.prepare import PreparedData, prepare_data, prepare_external
 from xfer.data.splits import nested_subsets
 from xfer.metrics import per_class_report
+from xfer.external import score_external
 from xfer.pipeline import Tested, train_and_test
+from xfer.reuse import reuse_key
 from xfer.train import EpochHook, FitData
 
 
@@ -26,22 +27,24 @@ class TrialSpec:
     model: str
     n_per_class: Union[int, str]
     seed: int
+    fold: Optional[int] = None  # cross-validated studies (data.split.folds): the test fold
+    repeat: int = 0  # and the K-fold repeat it belongs to
+
+    @property
+    def folds(self) -> dict[str, int]:
+        """{"fold", "repeat"} of a cross-validated trial; empty for the fixed split."""
+        return {} if self.fold is None else {"fold": self.fold, "repeat": self.repeat}
 
     @property
     def key(self) -> str:
-        return f"{self.init.name}|{self.model}|n={self.n_per_class}|seed={self.seed}"
+        folds = "".join(f"|{name}={value}" for name, value in self.folds.items())
+        return f"{self.init.name}|{self.model}|n={self.n_per_class}|seed={self.seed}{folds}"
 
     def tags(self, study: str, dataset: str) -> dict[str, str]:
         return {track.KIND_TAG: track.TRIAL, track.STUDY_TAG: study, track.TRIAL_KEY_TAG: self.key,
                 "init": self.init.name, "strategy": self.init.strategy, "model": self.model,
-                "n_per_class": str(self.n_per_class), "seed": str(self.seed), "dataset": dataset}
-
-
-def study_fingerprint(study: StudyConfig) -> str:
-    """Hash of everything that changes a trial's result; a finished run is reused only if it matches."""
-    ignore = ("trials.", "ray.", "tracking.", "analysis.", "resources.", "output_dir", "description")
-    values = {k: v for k, v in set_values(study).items() if not k.startswith(ignore)}
-    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+                "n_per_class": str(self.n_per_class), "seed": str(self.seed), "dataset": dataset,
+                **{name: str(value) for name, value in self.folds.items()}}
 
 
 def finished_metrics(uri: str, experiment_id: str, key: str, fingerprint: str) -> Optional[dict]:
@@ -51,7 +54,8 @@ def finished_metrics(uri: str, experiment_id: str, key: str, fingerprint: str) -
 
 
 def trial_data(study: StudyConfig, prepared: PreparedData, spec: TrialSpec) -> FitData:
-    """The trial's training subset (n per class, nested across n for one seed) and the study's validation split."""
+    """The trial's training subset (n per class of the split's or fold's training part, nested across n for one
+    seed) and its validation part."""
     subsets = nested_subsets(np.asarray(prepared.split.train), prepared.labels, study.trials.n_per_class, spec.seed)
     return FitData(prepared.images_at, prepared.labels, np.asarray(subsets[spec.n_per_class]),
                    np.asarray(prepared.split.val), prepared.classes, study.data.image_size,
@@ -76,8 +80,15 @@ def _log_test_artifacts(uri: str, run_id: str, prepared: PreparedData, tested: T
 def run_trial(study: StudyConfig, spec: TrialSpec, uri: str, experiment_id: str,
               parent_run_id: Optional[str] = None, on_epoch: Optional[EpochHook] = None,
               resume: Optional[dict] = None, base_dir: Path = Path(".")) -> dict:
-    """Train and test one trial, logging it as one MLflow run; returns the final metrics."""
-    fingerprint = study_fingerprint(study)
+    """Train and test one trial (and score it on data.external), logging it as one MLflow run; returns the
+    final metrics. A finished run whose reuse key matches is returned instead."""
+    prepared = prepare_data(study.data, base_dir, fold=spec.fold, repeat=spec.repeat)
+    data = trial_data(study, prepared, spec)
+    test_idx = np.asarray(prepared.split.test)
+    ids = {part: [prepared.records[i].path for i in idx]
+           for part, idx in (("train", data.train_idx), ("val", data.val_idx), ("test", test_idx))}
+    axes = {"model": spec.model, "n_per_class": spec.n_per_class, "seed": spec.seed, **spec.folds}
+    fingerprint = reuse_key(study, spec.init, ids, base_dir, axes)
     done = finished_metrics(uri, experiment_id, spec.key, fingerprint)
     if done is not None:
         return done
@@ -87,16 +98,16 @@ def run_trial(study: StudyConfig, spec: TrialSpec, uri: str, experiment_id: str,
         tags[track.PARENT_TAG] = parent_run_id
     run_id = track.open_run(uri, experiment_id, spec.key, tags, (track.TRIAL_KEY_TAG, track.STUDY_HASH_TAG))
     with track.finishing(uri, run_id):
-        prepared = prepare_data(study.data, base_dir)
-        data = trial_data(study, prepared, spec)
-        test_idx = np.asarray(prepared.split.test)
         params = {k: v for k, v in flatten(study).items() if not k.startswith("trials.")}
         params.update({"init.name": spec.init.name, "init.strategy": spec.init.strategy, "model": spec.model,
-                       "n_per_class": spec.n_per_class, "seed": spec.seed, "n_train": len(data.train_idx),
-                       "n_val": len(data.val_idx), "n_test": len(test_idx)})
+                       "n_per_class": spec.n_per_class, "seed": spec.seed, **spec.folds,
+                       "n_train": len(data.train_idx), "n_val": len(data.val_idx), "n_test": len(test_idx)})
         tested = train_and_test(uri, run_id, spec.model, spec.init, data, test_idx, study.train,
                                 study.data.channels, spec.seed, params, on_epoch, resume)
         prf, matrix = per_class_report(prepared.labels[test_idx], tested.probs, prepared.classes)
         track.log_metrics(uri, run_id, prf, step=0)
         _log_test_artifacts(uri, run_id, prepared, tested, matrix)
-    return dict(tested.metrics, **prf, run_id=run_id)
+        external = score_external(uri, run_id, tested.model, tested.info.normalization,
+                                  prepare_external(study.data, prepared, base_dir), prepared.classes,
+                                  study.data.positive_index)
+    return dict(tested.metrics, **prf, **external, run_id=run_id)

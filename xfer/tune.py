@@ -37,7 +37,8 @@ def _trainable(config: dict, study: StudyConfig, inits: dict, uri: str, experime
                parent_run_id: Optional[str], checkpoint_every: int) -> None:
     """Tune function trainable: one trial, reporting every epoch and checkpointing for resume."""
     torch.set_num_threads(max(int(study.resources.cpu), 1))
-    spec = TrialSpec(inits[config["init"], config["model"]], config["model"], config["n_per_class"], config["seed"])
+    spec = TrialSpec(inits[config["init"], config["model"]], config["model"], config["n_per_class"], config["seed"],
+                     fold=config.get("fold"), repeat=config.get("repeat", 0))
     resume = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -70,7 +71,17 @@ def load_trial_state(checkpoint: tune.Checkpoint) -> Optional[dict]:
 def param_space(study: StudyConfig) -> dict:
     t = study.trials
     return {"init": tune.grid_search([i.name for i in t.init]), "model": tune.grid_search(list(t.models)),
-            "n_per_class": tune.grid_search(list(t.n_per_class)), "seed": tune.grid_search(list(t.seeds))}
+            "n_per_class": tune.grid_search(list(t.n_per_class)), "seed": tune.grid_search(list(t.seeds)),
+            **fold_axes(study)}
+
+
+def fold_axes(study: StudyConfig) -> dict:
+    """Cross-validated studies (data.split.folds): fold and repeat are grid axes too."""
+    split = study.data.split
+    if not split.folds:
+        return {}
+    return {"fold": tune.grid_search(list(range(split.folds))),
+            "repeat": tune.grid_search(list(range(split.fold_repeats)))}
 
 
 def _storage(study: StudyConfig) -> str:

@@ -16,6 +16,7 @@ from xfer import track
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per artifact floods the log
 TRIAL_TAGS = ("init", "strategy", "model", "n_per_class", "seed", "dataset", track.TRIAL_KEY_TAG)
+FOLD_TAGS = ("fold", "repeat")  # data.split.folds: the test fold and the K-fold repeat (xfer.analysis.pooled)
 HISTORY_METRICS = ("val_auc", "val_loss", "train_loss")
 
 
@@ -74,6 +75,7 @@ def _trial_row(run: Run) -> dict:
     row = {"run_id": run.info.run_id, "status": run.info.status, "trial_key": tags.get(track.TRIAL_KEY_TAG, ""),
            **{t: tags.get(t, "") for t in TRIAL_TAGS[:-1]}}
     row["seed"] = int(row["seed"])
+    row.update({k: int(tags[k]) for k in FOLD_TAGS if k in tags})  # cross-validated trials only
     row.update(run.data.metrics)
     row.update({f"param.{k}": v for k, v in params.items()})
     return row

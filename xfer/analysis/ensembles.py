@@ -53,8 +53,11 @@ def ensemble_rows(members: pd.DataFrame, predictions: list[pd.DataFrame], classe
 
 def ensemble_table(trials: pd.DataFrame, predictions: dict[str, pd.DataFrame], classes: tuple[str, ...],
                    positive: int) -> pd.DataFrame:
-    """For each n with ≥ 2 strategy/model bests that logged predictions: members then the two ensembles."""
+    """For each n with ≥ 2 strategy/model bests that logged predictions: members then the two ensembles
+    (cross-validated studies: of fold 0, repeat 0, so every member scores the same test images)."""
     rows = []
+    if "fold" in trials:
+        trials = trials[(trials["fold"] == 0) & (trials["repeat"] == 0)]
     best = best_members(trials[trials["run_id"].isin(list(predictions))])
     for n in sorted(best["n_per_class"].unique(), key=n_order):
         members = best[best["n_per_class"] == n]

@@ -61,6 +61,16 @@ def load_records(data: DataConfig, base_dir: Path) -> list[Record]:
     return records
 
 
+def load_external_records(ds: DatasetConfig, classes: tuple[str, ...], base_dir: Path) -> list[Record]:
+    """An external validation set's images of `classes`; unlike load_records it may hold only some classes
+    (a COVID-only set), but not none."""
+    records = [r for r in DATASETS.get_or_raise(ds.layout)(ds, classes, base_dir) if r.label >= 0]
+    if not records:
+        raise ValueError(f"data.external {ds.name!r} ({ds.layout}, {ds.root}): no image of classes {list(classes)}; "
+                         "check its label_map, or declare the one label of a set without a label column (label: ...)")
+    return records
+
+
 def read_every_image(ds: DatasetConfig, base_dir: Path) -> list[Record]:
     """Every labelled image of a dataset whatever its class (overlap checks), all as class 0."""
     anything = dataclasses.replace(ds, label_map={ANY_OTHER_LABEL: "any"}, max_per_class=None)

@@ -1,11 +1,13 @@
-"""Patient-level train/val/test splits, the leak check, and nested n-per-class subsets."""
+"""Patient-level train/val/test splits (fixed, or the folds of a grouped K-fold), the leak check, and nested
+n-per-class subsets."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
 
 from xfer.config import SplitConfig
 from xfer.data.records import Record, warn_skipped
@@ -24,6 +26,52 @@ class Split:
 
 class PatientLeakError(ValueError):
     """A patient whose images are in two splits."""
+
+
+class FoldError(ValueError):
+    """A cross-validation fold whose test, validation or training part lacks a class."""
+
+
+def split_for(records: Sequence[Record], split: SplitConfig, fold: Optional[int] = None, repeat: int = 0) -> Split:
+    """The fixed split (`split.folds` unset), else fold `fold` of repeat `repeat` of the grouped K-fold (fold
+    None: fold 0, e.g. the report's probe images)."""
+    if not split.folds:
+        return patient_level_split(records, split)
+    return fold_splits(records, split, repeat)[fold or 0]
+
+
+def fold_splits(records: Sequence[Record], split: SplitConfig, repeat: int = 0) -> list[Split]:
+    """Patient-level, class-stratified K-fold (sklearn StratifiedGroupKFold, seeded by split.seed + repeat):
+    fold k tests its part; validation is `val_fraction` of the other parts' images, by patient.
+
+    Every record is tested in exactly one fold; raises FoldError when a part of some fold lacks a class.
+    """
+    labels = np.array([r.label for r in records])
+    groups = np.array([r.patient_id for r in records])
+    folds = StratifiedGroupKFold(n_splits=split.folds, shuffle=True, random_state=split.seed + repeat)
+    rng = np.random.default_rng([split.seed, repeat])
+    out = []
+    for k, (rest, test) in enumerate(folds.split(np.zeros(len(records)), labels, groups)):
+        val, train = _split_by_patient(records, sorted(int(i) for i in rest), (split.val_fraction,), rng)
+        out.append(Split(tuple(train), tuple(val), tuple(sorted(int(i) for i in test))))
+    _check_every_class_in_every_part(out, labels, split, repeat)
+    return out
+
+
+def _check_every_class_in_every_part(folds: list[Split], labels: np.ndarray, split: SplitConfig,
+                                     repeat: int) -> None:
+    """Raise FoldError naming each fold part without some class (binary AUC needs both in test and validation)."""
+    classes = set(labels.tolist())
+    lacking = []
+    for k, fold in enumerate(folds):
+        for name in SPLIT_NAMES:
+            missing = classes - set(labels[list(getattr(fold, name))].tolist())
+            if missing:
+                lacking.append(f"fold {k} {name} has no image of class index {sorted(missing)}")
+    if lacking:
+        patients = "every class needs at least as many patients as folds, plus some for validation"
+        raise FoldError(f"data.split.folds={split.folds} (repeat {repeat}): {'; '.join(lacking)}; {patients} — "
+                        "use fewer folds or more data")
 
 
 def patient_level_split(records: Sequence[Record], split: SplitConfig) -> Split:
