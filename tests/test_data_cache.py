@@ -23,11 +23,14 @@ def image_records(tmp_path) -> list[Record]:
     return records
 
 
-def test_corrupt_image_skipped_with_one_warning_naming_it(tmp_path):
+def test_corrupt_image_skipped_with_one_warning_counting_it_and_a_listing_naming_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("XFER_LISTINGS", str(tmp_path / "out"))
     records = image_records(tmp_path)
     with pytest.warns(SkippedImagesWarning) as caught:
         images, kept = load_image_array(records, 16, 1, tmp_path / "cache")
-    assert len(caught) == 1 and "img1.png" in str(caught[0].message)
+    assert len(caught) == 1 and "skipped 1 unreadable images" in str(caught[0].message)
+    [listing] = (tmp_path / "out" / "skipped").glob("*.txt")
+    assert str(listing) in str(caught[0].message) and "img1.png" in listing.read_text()
     assert kept == [0, 2]
     assert images.shape == (2, 1, 16, 16) and images.dtype == np.uint8
     assert images[0].max() == images[0].min() == 50 and images[1].min() == 200

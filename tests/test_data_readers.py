@@ -101,12 +101,14 @@ def test_actualmed_drops_inconclusive_rows():
     assert max(by_patient.values()) > 1  # follow-up images share a patient
 
 
-def test_ieee8023_filters_views_and_modality_and_warns_once_about_absent_files():
+def test_ieee8023_filters_views_and_modality_and_warns_once_about_absent_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("XFER_LISTINGS", str(tmp_path))
     with pytest.warns(SkippedImagesWarning) as caught:
         records = load_records(CONFIGS["covid-ieee8023-2020-03"], Path("."))
-    assert len(caught) == 1
-    assert "covid-19-pneumonia-14-PA.png" in str(caught[0].message)
-    assert "E1724330-1866-4581-8CD8-CEC9B8AFEDDE.jpeg" in str(caught[0].message)
+    assert len(caught) == 1 and "listed in" in str(caught[0].message)
+    listing = next((tmp_path / "skipped").glob("*.txt")).read_text()
+    assert "covid-19-pneumonia-14-PA.png" in listing
+    assert "E1724330-1866-4581-8CD8-CEC9B8AFEDDE.jpeg" in listing
     assert all(Path(r.path).is_file() for r in records)
     paths = {Path(r.path).name for r in records}
     assert "auntminnie-a-2020_01_28_23_51_6665_2020_01_28_Vietnam_coronavirus.jpeg" in paths  # PA X-ray

@@ -28,6 +28,7 @@ def smoke(tmp_path_factory):
     (tmp / "smoke.yaml").write_text(yaml.safe_dump(study))
     first = run_cli(["xfer.run", str(tmp / "smoke.yaml")], tmp)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-5000:]
+    (tmp / "first_console.txt").write_text(first.stdout + first.stderr)  # what the researcher saw
     second = run_cli(["xfer.run", str(tmp / "smoke.yaml"), "--no-report"], tmp)
     assert second.returncode == 0, second.stderr[-5000:]
     client = mlflow.MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
@@ -62,11 +63,13 @@ def test_params_tags_and_metric_histories(smoke):
     assert "checkpoint/best.pt" in artifacts
 
 
-def test_stage_ran_once_and_is_reused(smoke):
+def test_stage_ran_once_and_is_reused_in_its_own_experiment(smoke):
     client, exp, tmp, _, output = smoke
-    stages = client.search_runs([exp.experiment_id], "tags.`xfer.kind` = 'stage'")
+    assert client.search_runs([exp.experiment_id], "tags.`xfer.kind` = 'stage'") == []
+    stage_experiment = client.get_experiment_by_name("xfer-stages")
+    stages = client.search_runs([stage_experiment.experiment_id], "tags.`xfer.kind` = 'stage'")
     assert len(stages) == 1 and stages[0].info.status == "FINISHED"
-    assert output.count("stage smoke_natural-cbr_tiny") == 1, "the second study run must not retrain the stage"
+    assert output.count("): training") == 1, "the second study run must not retrain the stage"
     manifests = list((tmp / "cache" / "stages").glob("*/manifest.json"))
     assert len(manifests) == 1
 
@@ -75,3 +78,48 @@ def test_report_written(smoke):
     _, _, tmp, _, _ = smoke
     report = tmp / "out" / "report" / "report.html"
     assert report.exists() and report.stat().st_size > 1000
+
+
+def test_console_has_stage_progress_one_line_per_trial_and_the_closing_leaderboard(smoke):
+    _, _, tmp, study, _ = smoke
+    lines = (tmp / "first_console.txt").read_text().splitlines()
+    trials = [line for line in lines if "[xfer] trial " in line]
+    t = study["trials"]
+    expected = len(t["init"]) * len(t["models"]) * len(t["n_per_class"]) * len(t["seeds"]) * \
+        study["data"]["split"].get("folds", 1)
+    assert len(lines) < 60, "\n".join(lines)
+    assert len(trials) == expected and all("test AUC" in line and "ETA" in line for line in trials)
+    assert trials[-1].split("[xfer] trial ")[1].startswith(f"{expected}/{expected} ")
+    assert any("stage smoke_natural-cbr_tiny epoch 1/" in line and "ETA" in line for line in lines)
+    assert any("stage smoke_natural-cbr_tiny done" in line and "accuracy" in line for line in lines)
+    closing = lines[[i for i, line in enumerate(lines) if "leaderboard (test AUC" in line][0]:]
+    assert sum("Δ vs random" in line for line in closing) == (len(t["init"]) - 1) * len(t["n_per_class"])
+    assert any("report: " in line for line in closing) and any("xfer ui " in line for line in closing)
+    assert not any("+----" in line or "Trial status" in line for line in lines), "Tune's tables are off"
+
+
+def test_pyfunc_model_predicts_from_raw_images_as_xfer_predict_does(smoke, tmp_path):
+    import pandas as pd
+
+    client, exp, tmp, _, _ = smoke
+    run = client.search_runs([exp.experiment_id], "tags.`xfer.kind` = 'trial'", max_results=1)[0]
+    images = sorted(str(p) for p in (ROOT.parent / "shared" / "data" / "covid-actualmed" / "images").glob("*.png"))[:4]
+    mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
+    served = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").predict(pd.DataFrame({"path": images}))
+    cli = run_cli(["xfer.cli", "predict", run.info.run_id, *images, "--out", str(tmp_path / "p.csv")], tmp)
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    predicted = pd.read_csv(tmp_path / "p.csv")
+    columns = [c for c in predicted.columns if c.startswith("prob_")]
+    assert list(predicted["path"]) == images and len(served) == len(images)
+    assert abs(served[columns].to_numpy() - predicted[columns].to_numpy()).max() < 1e-5
+
+
+def test_trial_run_has_dataset_inputs_predictions_with_files_and_confusion_image(smoke):
+    client, exp, _, _, _ = smoke
+    run = client.search_runs([exp.experiment_id], "tags.`xfer.kind` = 'trial'", max_results=1)[0]
+    assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"train", "validation", "test"}
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "eval")}
+    assert {"eval/confusion_matrix.png", "eval/test_predictions.csv"} <= artifacts
+    study_run = client.search_runs([exp.experiment_id], "tags.`xfer.kind` = 'study'")[0]
+    assert any(k.startswith("leaderboard/") and k.endswith("/test_auc") for k in study_run.data.metrics)
+    assert exp.tags.get("mlflow.note.content", "").startswith("smoke test")

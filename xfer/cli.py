@@ -1,9 +1,13 @@
-"""The `xfer` command line: `xfer weights fetch NAME` and `xfer data fetch NAME` fill caches while online."""
+"""The one `xfer` command: run, check, init, report, predict, explain, weights, data, ui; xfer's errors as one line."""
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import sys
-from typing import Optional
+import traceback
+from pathlib import Path
+from typing import Callable, Optional
 
 from xfer.data.datacli import add_data_parser
 from xfer.inits.published import PUBLISHERS, PublishedWeights, published_weights
@@ -50,9 +54,117 @@ def weights_where(args: argparse.Namespace) -> int:
     return 0
 
 
+# commands whose module keeps its own parser (`python -m xfer.run` works the same): name → (module, help)
+DELEGATED = {"run": ("xfer.run", "run a study YAML (stages → trials → report), or one stage recipe"),
+             "report": ("xfer.report", "rebuild a study's report from MLflow"),
+             "predict": ("xfer.predict", "classify images with a trained trial (run id or checkpoint)"),
+             "explain": ("xfer.explain", "Grad-CAM and saliency of a trained trial on images")}
+
+
+def error_exits() -> list[tuple[type, int]]:
+    """xfer's errors → exit codes, most specific first (imported here so `xfer --help` stays fast)."""
+    from xfer.checkpoint import CheckpointVersionError
+    from xfer.config import ConfigError
+    from xfer.inits.weights import CheckpointMismatchError, WeightsMissingError
+    from xfer.registry import UnknownNameError
+    from xfer.stages import StageError
+
+    return [(ConfigError, 2), (UnknownNameError, 2), (StageError, 3), (WeightsMissingError, 4),
+            (CheckpointMismatchError, 5), (CheckpointVersionError, 5), (FileNotFoundError, 6), (LookupError, 7),
+            (KeyboardInterrupt, 130)]
+
+
+def one_line(error: BaseException) -> str:
+    """An error as one line: its type, and its message with line breaks folded."""
+    text = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def run_reporting_errors(command: str, action: Callable[[], int], debug: bool) -> int:
+    """Run a command; an xfer error (or a missing input file) prints one line and exits with its code."""
+    try:
+        return action() or 0
+    except SystemExit as e:  # argparse and the commands' own exits
+        return e.code if isinstance(e.code, int) else (print(e.code, file=sys.stderr) or 1)
+    except BaseException as error:  # noqa: BLE001 - mapped below; unknown errors keep their traceback
+        code = next((code for kind, code in error_exits() if isinstance(error, kind)), None)
+        if code is None or debug:
+            traceback.print_exc()
+            return code or 1
+        print(f"xfer {command}: {one_line(error)}  (--debug for the traceback)", file=sys.stderr)
+        return code
+
+
+def check_command(args: argparse.Namespace) -> int:
+    from xfer.check import check_study
+
+    for line in check_study(args.study, args.recipes, measure=not args.no_measure):
+        print(line)
+    return 0
+
+
+def init_command(args: argparse.Namespace) -> int:
+    from xfer.scaffold import write_study
+
+    path = write_study(args.folder, args.out, args.name)
+    print(f"wrote {path}; check it with: xfer check {path}")
+    return 0
+
+
+def store_of(target: Optional[str]) -> str:
+    """The tracking URI of a study YAML (its `tracking.uri`, else the default), a study output folder (its
+    study.json), or a URI as given; nothing: MLFLOW_TRACKING_URI or ./mlflow.db."""
+    from xfer import track
+
+    if target is None or "://" in target:
+        return track.resolve_tracking_uri(target)
+    path = Path(target)
+    if path.is_dir():
+        from xfer.report import study_json
+
+        info = study_json(path)
+        if not info:
+            raise FileNotFoundError(f"{path} has no study.json; pass a study output folder written by xfer run, "
+                                    f"a study YAML, or a tracking URI")
+        return info["tracking_uri"]
+    from xfer.load import load_study
+
+    return track.resolve_tracking_uri(load_study(path).tracking.uri)
+
+
+def ui_command(args: argparse.Namespace) -> int:
+    """Start `mlflow ui` on 127.0.0.1 for the store of a study (YAML or output folder) or a tracking URI."""
+    uri = store_of(args.target)
+    print(f"MLflow UI for {uri} at http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
+               "--port", str(args.port)]
+    os.execv(sys.executable, command)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xfer", description="transfer-learning experiments on chest X-rays")
+    parser = argparse.ArgumentParser(prog="xfer", description="transfer-learning experiments on chest X-rays; "
+                                     "`xfer COMMAND --help` for each command's options")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
+    for name, (_, text) in DELEGATED.items():
+        commands.add_parser(name, help=text, add_help=False)
+    check = commands.add_parser("check", help="validate a study, count its trials and stages, estimate wall time")
+    check.add_argument("study", type=Path, help="a study YAML")
+    check.add_argument("--recipes", type=Path, help="folder of stage recipes (as for xfer run)")
+    check.add_argument("--no-measure", action="store_true", help="skip the quick throughput measurement")
+    check.set_defaults(run=check_command)
+    init = commands.add_parser("init", help="write a study YAML for your own image folder or metadata CSV")
+    init.add_argument("folder", type=Path, help="class folders (CLASS/*.png, or train|val|test/CLASS/*.png), "
+                                                "or a folder with a metadata CSV and the images")
+    init.add_argument("--out", type=Path, help="the YAML to write (default: <folder name>_study.yaml here)")
+    init.add_argument("--name", help="the study's name (default: the folder's)")
+    init.set_defaults(run=init_command)
+    ui = commands.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for a study's tracking store")
+    ui.add_argument("target", nargs="?", default=None,
+                    help="a study YAML, a study output folder, or a tracking URI (default: ./mlflow.db)")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(run=ui_command)
     weights = commands.add_parser("weights", help="published pretrained weights")
     actions = weights.add_subparsers(dest="action", required=True)
     names_help = "published source (torchvision:resnet18.IMAGENET1K_V1, timm:resnet10t.c3_in1k, " \
@@ -68,8 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("XFER_DEBUG") == "1"
+    argv = [a for a in argv if a != "--debug"]
+    if argv and argv[0] in DELEGATED:
+        module = importlib.import_module(DELEGATED[argv[0]][0])
+        return run_reporting_errors(argv[0], lambda: module.main(argv[1:]), debug)
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    return run_reporting_errors(args.command, lambda: args.run(args), debug)
 
 
 if __name__ == "__main__":

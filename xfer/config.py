@@ -126,6 +126,7 @@ class TrialsConfig:
     models: tuple[str, ...]
     n_per_class: tuple[Union[int, str], ...] = ("all",)
     seeds: tuple[int, ...] = (0,)
+    sweep: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # extra grid axes: {"train.lr": [0.01, 0.001]}
 
 
 @dataclass(frozen=True)

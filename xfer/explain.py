@@ -26,7 +26,8 @@ def explain_image(model: torch.nn.Module, meta: CheckpointMeta, path: str, out: 
     raw = read_image_resized(str(path), meta.image_size, meta.in_channels)[None]
     x = model_input(raw, meta)[0].to(next(model.parameters()).device)
     with torch.no_grad():
-        probs = torch.softmax(model(x[None]), 1)[0].cpu().numpy()
+        logits = model(x[None]).float()
+        probs = (torch.sigmoid(logits) if meta.multi_label else torch.softmax(logits, 1))[0].cpu().numpy()
     k = classes.index(target) if target else int(probs.argmax())
     cam = grad_cam(model, x, k, last_conv_block(model, meta.model, x))
     sal = saliency(model, x, k)

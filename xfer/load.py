@@ -8,14 +8,15 @@ import yaml
 from xfer.config import ConfigError, DataConfig, InitConfig, StageConfig, StudyConfig, resolve_path
 from xfer.checks import data_problems, stage_source_problems, study_problems, train_problems
 from xfer.convert import to_dataclass
-from xfer.data.prepare import split_and_external_problems
 from xfer.data import DATASETS
+from xfer.data.prepare import split_and_external_problems
 from xfer.data.root import missing_dataset_message
 from xfer.data.xrv_datasets import IMAGE_COLUMNS
 from xfer.inits import INITS
 from xfer.models import is_known_model, known_models
 from xfer.paths import name_problem
 from xfer.source import parse_source
+from xfer.sweep import sweep_problems
 
 
 def check_names(path: str, models: tuple[str, ...], inits: tuple[InitConfig, ...],
@@ -108,6 +109,8 @@ def parse_study(raw: dict, source: str = "<study>", base_dir: Path = Path(".")) 
                         base_dir, problems)
         if study.data is not None and study.data.multi_label:
             problems.append("data.multi_label: studies are single-label; multi-label heads are for pretraining stages")
+        if t is not None:
+            problems += sweep_problems(t.sweep or {})
         if study.data is not None and t is not None and not problems:
             problems += split_and_external_problems(study.data, tuple(t.n_per_class), base_dir)
     if problems:

@@ -4,14 +4,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 from mlflow.exceptions import MlflowException
 
-from xfer import track
+from xfer import console, track
+from xfer.data.records import LISTINGS_ENV
 from xfer.config import ConfigError, StudyConfig, absolutize
 from xfer.load import is_stage_file, load_stage, load_study
 from xfer.lock import StudyLockedError, study_lock
@@ -29,14 +32,15 @@ class StudyInterrupted(KeyboardInterrupt):
         self.exit_code = exit_code
 
 
-def run_stage_file(path: Path) -> Path:
+def run_stage_file(path: Path, recipes: Optional[Path] = None) -> Path:
     """Run one stage recipe alone (and the stages it starts from), with the recipe's own model."""
     from xfer.stages import ensure_stages, plan_stage, recipe_dirs
     from xfer.tune import connect
 
     stage = load_stage(path)
-    uri, experiment = track.tracking_for(stage.tracking, "pretrain")
-    job = plan_stage(stage.stage, None, recipe_dirs((path.parent,)))
+    uri, experiment = track.tracking_for(stage.tracking, track.STAGE_EXPERIMENT)
+    job = plan_stage(stage.stage, None, recipe_dirs(path, recipes))
+    console.quiet_tune()
     connect(None)
     experiment_id = track.ensure_experiment(uri, experiment)
     cache_root = Path(job.config.data.cache_dir)
@@ -63,19 +67,21 @@ def write_summary(out: Path, summary: dict) -> None:
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
 
 
-def run_study(path: Path, resume: bool = False, report: bool = True, *, report_partial: bool = False) -> dict:
+def run_study(path: Path, resume: bool = False, report: bool = True, recipes: Optional[Path] = None, *,
+              report_partial: bool = False) -> dict:
     """Run a whole study; returns a summary (status, trial counts, wall time, report path), also in summary.json.
 
     Holds the study's lock throughout; an interruption (SIGINT/SIGTERM) marks the study run and the trials in
     flight KILLED, writes the summary and raises StudyInterrupted."""
     study = checked_study(path)
     with study_lock(study.output_path, study.name), _sigterm_interrupts():
-        return _run_locked(path, study, resume, report, report_partial)
+        return _run_locked(path, study, resume, report, recipes, report_partial)
 
 
-def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, report_partial: bool) -> dict:
+def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, recipes: Optional[Path],
+                report_partial: bool) -> dict:
     from xfer.stages import recipe_dirs, resolve_init_sources
-    from xfer.tune import connect, run_grid
+    from xfer.tune import connect, run_grid, trial_count
 
     began = time.perf_counter()
     uri, experiment = track.tracking_for(study.tracking, study.name)
@@ -83,18 +89,22 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, repo
     (out / "study.json").write_text(json.dumps({"tracking_uri": uri, "experiment": experiment,
                                                 "study_file": str(path.resolve())}, indent=2))
     experiment_id = track.ensure_experiment(uri, experiment)
+    if study.description:
+        track.client(uri).set_experiment_tag(experiment_id, track.NOTE_TAG, study.description)
     parent = track.study_run_id(uri, experiment_id, study.name, reuse=resume)
     track.log_params(uri, parent, {"study_file": str(path)})
-    t = study.trials
-    trials = len(t.init) * len(t.models) * len(t.n_per_class) * len(t.seeds)
-    summary = {"status": "failed", "trials": trials, "experiment": experiment, "tracking_uri": uri,
+    summary = {"status": "failed", "trials": trial_count(study), "experiment": experiment, "tracking_uri": uri,
                "study_run_id": parent}
+    console.say(f"study {study.name}: {summary['trials']} trials; MLflow experiment {experiment!r} in {uri}")
+    os.environ[LISTINGS_ENV] = str(out.resolve())  # before Ray starts, so its workers write listings there too
     results, error = None, None
     try:
+        console.quiet_tune()
         connect(study.ray.address)
-        inits = resolve_init_sources(study.trials.init, study.trials.models,
-                                     recipe_dirs((path.parent.parent / "pretrain",)), Path(study.data.cache_dir),
-                                     uri, experiment_id, study.resources.cpu, study.resources.gpu)
+        inits = resolve_init_sources(study.trials.init, study.trials.models, recipe_dirs(path, recipes),
+                                     Path(study.data.cache_dir), uri,
+                                     track.ensure_experiment(uri, track.STAGE_EXPERIMENT),
+                                     study.resources.cpu, study.resources.gpu)
         results = run_grid(study, inits, uri, experiment_id, parent, resume)
     except BaseException as e:  # noqa: BLE001 - every way out leaves the runs terminated and a summary
         error = e
@@ -121,15 +131,36 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, repo
         track.client(uri).set_terminated(parent, {"finished": "FINISHED", "interrupted": "KILLED"}.get(
             summary["status"], "FAILED"))
     write_summary(out, summary)
-    print(json.dumps(summary, indent=2))
     if interrupted:
+        print(json.dumps(summary, indent=2))
         print(f"[xfer] interrupted: {summary['finished']} of {summary['trials']} trials finished, "
               f"{summary['killed']} killed, {summary['never_started']} never started; finish it with: "
               f"python -m xfer.run {path} --resume", file=sys.stderr, flush=True)
         raise error if isinstance(error, StudyInterrupted) else StudyInterrupted()
     if error is not None:
         raise error
+    close_study(uri, experiment, parent, out, summary)
     return summary
+
+
+def close_study(uri: str, experiment: str, parent: str, out: Path, summary: dict) -> None:
+    """Print the leaderboard, the report path and the `xfer ui` command; put the leaderboard on the study run."""
+    from xfer.analysis.collect import load_study_runs
+    from xfer.analysis.leaderboard import leaderboard, leaderboard_lines, leaderboard_metrics
+
+    try:
+        board = leaderboard(load_study_runs(uri, experiment).trials)
+    except LookupError as e:  # no finished trial
+        console.say(str(e))
+        return
+    board.to_csv(out / "leaderboard.csv", index=False)
+    track.log_metrics(uri, parent, leaderboard_metrics(board), 0)
+    track.log_file(uri, parent, out / "leaderboard.csv", "leaderboard.csv")
+    lines = console.closing_lines(leaderboard_lines(board), summary.get("report"), f"xfer ui {out}")
+    console.say(f"done: {summary['trials'] - summary['failed']}/{summary['trials']} trials in "
+                f"{console.duration(summary['wall_seconds'])}")
+    for line in lines:
+        console.say(line)
 
 
 def trial_outcomes(uri: str, experiment_id: str, parent: str, results, total: int) -> dict[str, int]:
@@ -191,12 +222,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-report", action="store_true", help="skip the analysis and report")
     parser.add_argument("--report-partial", action="store_true",
                         help="build the report even when the study was interrupted (from the trials that finished)")
+    parser.add_argument("--recipes", type=Path, help="folder of stage recipes (default: the study's folder, the "
+                                                     "pretrain/ beside it, then ./pretrain; or XFER_RECIPES)")
     args = parser.parse_args(argv)
     try:
         if is_stage_file(args.config):
-            run_stage_file(args.config)
+            run_stage_file(args.config, args.recipes)
         else:
-            summary = run_study(args.config, args.resume, not args.no_report, report_partial=args.report_partial)
+            summary = run_study(args.config, args.resume, not args.no_report, args.recipes,
+                                report_partial=args.report_partial)
             return EXIT_FAILED if summary["status"] != "finished" else 0
     except StudyInterrupted as e:
         return e.exit_code

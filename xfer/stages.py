@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -16,11 +17,13 @@ import torch
 from xfer import track
 from xfer.checkpoint import read_checkpoint, save_checkpoint
 from xfer.config import InitConfig, StageConfig, absolutize, flatten, set_values
+from xfer.console import StageProgress, say
 from xfer.load import load_stage
 from xfer.paths import inside, move_aside, name_problem
 from xfer.source import parse_source
 
 STAGE_SEED = 0  # a stage is one checkpoint, trained from one seed
+RECIPES_ENV = "XFER_RECIPES"  # a folder of stage recipes, instead of the ones beside the study
 LEARNED_MIN_AUC = 0.6  # a stage whose held-out AUC stays below this is at chance: it transfers nothing
 
 
@@ -32,9 +35,14 @@ class StageNotLearnedWarning(UserWarning):
     """A stage's checkpoint is no better than chance on its own held-out data."""
 
 
-def recipe_dirs(extra: tuple[Path, ...] = ()) -> list[Path]:
-    """Where `stage:NAME` looks for NAME.yaml: given folders, ./pretrain, then the repository's pretrain/."""
-    return [*extra, Path.cwd() / "pretrain", Path(__file__).resolve().parents[1] / "pretrain"]
+def recipe_dirs(study_file: Optional[Path] = None, override: Optional[Path] = None) -> list[Path]:
+    """Where `stage:NAME` finds NAME.yaml, one rule for every caller (installed or not): `--recipes DIR` (or
+    XFER_RECIPES) alone when given; else the study file's folder, the `pretrain/` beside it, then ./pretrain."""
+    given = override or os.environ.get(RECIPES_ENV)
+    if given:
+        return [Path(given).resolve()]
+    folder = [Path(study_file).resolve().parent] if study_file is not None else []
+    return [*folder, *(f.parent / "pretrain" for f in folder), Path.cwd() / "pretrain"]
 
 
 def find_recipe(name: str, dirs: list[Path]) -> Path:
@@ -137,9 +145,11 @@ def train_stage(job: StageJob, source_path: Optional[str], cache_root: Path, uri
                        prepared.classes, cfg.data.image_size, cfg.data.positive_index)
         test_idx = np.asarray(prepared.split.test)
         init = dataclasses.replace(cfg.init, source=source_path or cfg.init.source)
+        progress = StageProgress(job.name, cfg.train.epochs)
         tested = train_and_test(uri, run_id, cfg.model, init, data, test_idx, cfg.train, cfg.data.channels,
-                                STAGE_SEED, {**flatten(cfg), "stage_key": job.key})
+                                STAGE_SEED, {**flatten(cfg), "stage_key": job.key}, on_epoch=progress)
         final = dict(tested.metrics, chance_accuracy=chance_accuracy(labels[test_idx]))
+        progress.done(final)
         track.log_metrics(uri, run_id, {"chance_accuracy": final["chance_accuracy"]}, step=0)
         meta = dataclasses.replace(tested.meta, stage=cfg.stage, stage_key=job.key)
         save_checkpoint(out / "checkpoint.pt", tested.fit.best_state, meta)
@@ -183,6 +193,7 @@ def ensure_stages(jobs: list[StageJob], cache_root: Path, uri: str, experiment_i
             return refs[job.key]
         cached = cached_checkpoint(job, cache_root)
         if cached is not None:
+            say(f"stage {job.name} ({job.key}): cached, {cached.parent}")
             refs[job.key] = str(cached)
         else:
             dep = schedule(job.depends_on) if job.depends_on else None

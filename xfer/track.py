@@ -26,11 +26,15 @@ STUDY_HASH_TAG = "xfer.study_hash"
 STAGE_TAG = "xfer.stage"
 STAGE_KEY_TAG = "xfer.stage_key"
 PARENT_TAG = "mlflow.parentRunId"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # MLflow 3's UI opens a model-training experiment on its runs table
+NOTE_TAG = "mlflow.note.content"  # the description the MLflow UI shows on an experiment or run
+STAGE_EXPERIMENT = "xfer-stages"  # stage runs of every study: stages are cached and shared across studies
 
 # artifact paths inside a run
 CHECKPOINT_ARTIFACT = "checkpoint/best.pt"
 PREDICTIONS_ARTIFACT = "eval/test_predictions.csv"
 CONFUSION_ARTIFACT = "eval/confusion_matrix.json"
+CONFUSION_FIGURE_ARTIFACT = "eval/confusion_matrix.png"
 ERROR_ARTIFACT = "error.txt"
 MANIFEST_ARTIFACT = "manifest.json"
 REPORT_ARTIFACTS = "report"  # a folder, on the study run
@@ -73,7 +77,8 @@ def ensure_experiment(uri: str, name: str) -> str:
     if exp is not None:
         return exp.experiment_id
     try:
-        return c.create_experiment(name, artifact_location=artifact_location(uri, name))
+        return c.create_experiment(name, artifact_location=artifact_location(uri, name),
+                                   tags={EXPERIMENT_KIND_TAG: "custom_model_development"})
     except mlflow.exceptions.MlflowException as e:  # created by a concurrent process meanwhile, or not writable
         exp = c.get_experiment_by_name(name)
         if exp is None:

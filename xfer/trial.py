@@ -5,9 +5,10 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
+import pandas as pd
 
 from xfer import track
 from xfer.checkpoint import save_checkpoint
@@ -27,6 +28,7 @@ class TrialSpec:
     model: str
     n_per_class: Union[int, str]
     seed: int
+    sweep: tuple[tuple[str, Any], ...] = ()  # swept `train.*` values: (("train.lr", 0.01), ...)
     fold: Optional[int] = None  # cross-validated studies (data.split.folds): the test fold
     repeat: int = 0  # and the K-fold repeat it belongs to
 
@@ -38,13 +40,15 @@ class TrialSpec:
     @property
     def key(self) -> str:
         folds = "".join(f"|{name}={value}" for name, value in self.folds.items())
-        return f"{self.init.name}|{self.model}|n={self.n_per_class}|seed={self.seed}{folds}"
+        swept = "".join(f"|{name}={value}" for name, value in self.sweep)
+        return f"{self.init.name}|{self.model}|n={self.n_per_class}|seed={self.seed}{folds}{swept}"
 
     def tags(self, study: str, dataset: str) -> dict[str, str]:
         return {track.KIND_TAG: track.TRIAL, track.STUDY_TAG: study, track.TRIAL_KEY_TAG: self.key,
                 "init": self.init.name, "strategy": self.init.strategy, "model": self.model,
                 "n_per_class": str(self.n_per_class), "seed": str(self.seed), "dataset": dataset,
-                **{name: str(value) for name, value in self.folds.items()}}
+                **{name: str(value) for name, value in self.folds.items()},
+                **{name: str(value) for name, value in self.sweep}}
 
 
 def finished_metrics(uri: str, experiment_id: str, key: str, fingerprint: str) -> Optional[dict]:
@@ -62,19 +66,37 @@ def trial_data(study: StudyConfig, prepared: PreparedData, spec: TrialSpec) -> F
                    study.data.positive_index)
 
 
-def _log_test_artifacts(uri: str, run_id: str, prepared: PreparedData, tested: Tested,
-                        matrix: list[list[int]]) -> None:
+def split_listings(prepared: PreparedData, data: FitData, test_idx: np.ndarray) -> dict[str, pd.DataFrame]:
+    """The images a trial trained, validated and tested on (file, patient, class), for MLflow's dataset inputs."""
+    def listing(idx) -> pd.DataFrame:
+        idx = np.asarray(idx)
+        return pd.DataFrame({"file": [prepared.records[i].path for i in idx], "patient_id": prepared.patient_ids[idx],
+                             "label": [prepared.classes[k] for k in prepared.labels[idx]]})
+
+    return {"train": listing(data.train_idx), "validation": listing(data.val_idx), "test": listing(test_idx)}
+
+
+def _log_test_artifacts(uri: str, run_id: str, prepared: PreparedData, data: FitData, tested: Tested,
+                        matrix: list[list[int]], key: str) -> None:
+    from xfer.analysis.figures import confusion_matrix_figure
+    from xfer.serving import log_trial_model
+
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        track.log_file(uri, run_id, save_checkpoint(tmp / "best.pt", tested.fit.best_state, tested.meta),
-                       track.CHECKPOINT_ARTIFACT)
-        rows = ["index,patient_id,label," + ",".join(f"prob_{c}" for c in prepared.classes)]
-        for i, p in zip(tested.test_idx, tested.probs):
-            rows.append(f"{i},{prepared.patient_ids[i]},{prepared.labels[i]}," + ",".join(f"{v:.6f}" for v in p))
-        (tmp / "test_predictions.csv").write_text("\n".join(rows) + "\n")
+        checkpoint = save_checkpoint(tmp / "best.pt", tested.fit.best_state, tested.meta)
+        track.log_file(uri, run_id, checkpoint, track.CHECKPOINT_ARTIFACT)
+        files = [prepared.records[i].path for i in tested.test_idx]
+        pd.DataFrame({"index": tested.test_idx, "file": files, "patient_id": prepared.patient_ids[tested.test_idx],
+                      "label": prepared.labels[tested.test_idx],
+                      **{f"prob_{c}": tested.probs[:, k].round(6) for k, c in enumerate(prepared.classes)}}
+                     ).to_csv(tmp / "test_predictions.csv", index=False)
         (tmp / "confusion_matrix.json").write_text(json.dumps({"classes": list(prepared.classes), "matrix": matrix}))
+        confusion_matrix_figure(np.array(matrix), prepared.classes, tmp / "confusion_matrix.png", key)
         track.log_file(uri, run_id, tmp / "test_predictions.csv", track.PREDICTIONS_ARTIFACT)
         track.log_file(uri, run_id, tmp / "confusion_matrix.json", track.CONFUSION_ARTIFACT)
+        track.log_file(uri, run_id, tmp / "confusion_matrix.png", track.CONFUSION_FIGURE_ARTIFACT)
+        log_trial_model(uri, run_id, checkpoint, files, prepared.classes,
+                        split_listings(prepared, data, tested.test_idx))
 
 
 def run_trial(study: StudyConfig, spec: TrialSpec, uri: str, experiment_id: str,
@@ -87,7 +109,8 @@ def run_trial(study: StudyConfig, spec: TrialSpec, uri: str, experiment_id: str,
     test_idx = np.asarray(prepared.split.test)
     ids = {part: [prepared.records[i].path for i in idx]
            for part, idx in (("train", data.train_idx), ("val", data.val_idx), ("test", test_idx))}
-    axes = {"model": spec.model, "n_per_class": spec.n_per_class, "seed": spec.seed, **spec.folds}
+    axes = {"model": spec.model, "n_per_class": spec.n_per_class, "seed": spec.seed, **spec.folds,
+            **dict(spec.sweep)}
     fingerprint = reuse_key(study, spec.init, ids, base_dir, axes)
     done = finished_metrics(uri, experiment_id, spec.key, fingerprint)
     if done is not None:
@@ -106,7 +129,7 @@ def run_trial(study: StudyConfig, spec: TrialSpec, uri: str, experiment_id: str,
                                 study.data.channels, spec.seed, params, on_epoch, resume)
         prf, matrix = per_class_report(prepared.labels[test_idx], tested.probs, prepared.classes)
         track.log_metrics(uri, run_id, prf, step=0)
-        _log_test_artifacts(uri, run_id, prepared, tested, matrix)
+        _log_test_artifacts(uri, run_id, prepared, data, tested, matrix, spec.key)
         external = score_external(uri, run_id, tested.model, tested.info.normalization,
                                   prepare_external(study.data, prepared, base_dir), prepared.classes,
                                   study.data.positive_index)

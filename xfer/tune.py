@@ -10,9 +10,12 @@ from typing import Optional
 import ray
 import torch
 from ray import tune
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from xfer.config import InitConfig, StudyConfig
+from xfer.console import TrialProgress
 from xfer.paths import CorruptCacheWarning, inside, make_owned_dir, remove_owned_dir
+from xfer.sweep import apply_sweep
 from xfer.trial import TrialSpec, run_trial
 
 STATE_FILE = "trial_state.pt"
@@ -37,8 +40,8 @@ def _trainable(config: dict, study: StudyConfig, inits: dict, uri: str, experime
                parent_run_id: Optional[str], checkpoint_every: int) -> None:
     """Tune function trainable: one trial, reporting every epoch and checkpointing for resume."""
     torch.set_num_threads(max(int(study.resources.cpu), 1))
-    spec = TrialSpec(inits[config["init"], config["model"]], config["model"], config["n_per_class"], config["seed"],
-                     fold=config.get("fold"), repeat=config.get("repeat", 0))
+    spec = trial_spec(config, inits)
+    study = apply_sweep(study, spec.sweep)
     resume = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -72,7 +75,7 @@ def param_space(study: StudyConfig) -> dict:
     t = study.trials
     return {"init": tune.grid_search([i.name for i in t.init]), "model": tune.grid_search(list(t.models)),
             "n_per_class": tune.grid_search(list(t.n_per_class)), "seed": tune.grid_search(list(t.seeds)),
-            **fold_axes(study)}
+            **{name: tune.grid_search(list(values)) for name, values in t.sweep.items()}, **fold_axes(study)}
 
 
 def fold_axes(study: StudyConfig) -> dict:
@@ -82,6 +85,31 @@ def fold_axes(study: StudyConfig) -> dict:
         return {}
     return {"fold": tune.grid_search(list(range(split.folds))),
             "repeat": tune.grid_search(list(range(split.fold_repeats)))}
+
+
+def trial_spec(config: dict, inits: dict) -> TrialSpec:
+    """The trial a Tune config stands for (swept `train.*` values in the config's `train.` keys)."""
+    sweep = tuple((k, v) for k, v in sorted(config.items()) if k.startswith("train."))
+    return TrialSpec(inits[config["init"], config["model"]], config["model"], config["n_per_class"], config["seed"],
+                     sweep, config.get("fold"), config.get("repeat", 0))
+
+
+def trial_name(trial) -> str:
+    """A readable Tune trial name and folder: init-model-nN-sS[-lr0.01...], no characters paths dislike."""
+    c = trial.config
+    swept = "".join(f"-{k[len('train.'):]}{v}" for k, v in sorted(c.items()) if k.startswith("train."))
+    folds = f"-f{c['fold']}r{c['repeat']}" if "fold" in c else ""
+    name = f"{c['init']}-{c['model']}-n{c['n_per_class']}-s{c['seed']}{folds}{swept}"
+    return name.replace("/", "_").replace(":", "_")
+
+
+def trial_count(study: StudyConfig) -> int:
+    t = study.trials
+    count = len(t.init) * len(t.models) * len(t.n_per_class) * len(t.seeds)
+    count *= (study.data.split.folds or 1) * study.data.split.fold_repeats
+    for values in t.sweep.values():
+        count *= len(values)
+    return count
 
 
 def _storage(study: StudyConfig) -> str:
@@ -101,6 +129,7 @@ def run_grid(study: StudyConfig, inits: dict[tuple[str, str], InitConfig], uri: 
                              parent_run_id=parent_run_id, checkpoint_every=checkpoint_every),
         {"cpu": study.resources.cpu, "gpu": study.resources.gpu})
     path = f"{storage.rstrip('/')}/{study.name}"
+    progress = TrialProgress(trial_count(study), lambda config: trial_spec(config, inits).key)
     if resume and tune.Tuner.can_restore(path):
         print(f"[xfer] resuming Tune experiment {path}", flush=True)
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
@@ -111,8 +140,10 @@ def run_grid(study: StudyConfig, inits: dict[tuple[str, str], InitConfig], uri: 
         tuner = tune.Tuner(
             trainable,
             param_space=param_space(study),
-            tune_config=tune.TuneConfig(max_concurrent_trials=study.ray.max_concurrent, reuse_actors=True),
-            run_config=tune.RunConfig(name=study.name, storage_path=storage, verbose=1,
+            tune_config=tune.TuneConfig(max_concurrent_trials=study.ray.max_concurrent, reuse_actors=True,
+                                        trial_name_creator=trial_name, trial_dirname_creator=trial_name),
+            run_config=tune.RunConfig(name=study.name, storage_path=storage, verbose=0,
+                                      callbacks=[progress, JsonLoggerCallback(), CSVLoggerCallback()],
                                       failure_config=tune.FailureConfig(max_failures=study.ray.max_failures),
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
     return tuner.fit()

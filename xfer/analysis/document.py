@@ -14,6 +14,7 @@ from xfer.analysis.collect import StudyRuns, n_order, sort_by_n
 from xfer.analysis.convergence import convergence_table
 from xfer.analysis.hypotheses import ADJUSTMENT, CLAIMS, Verdict, study_size, verdict_table
 from xfer.analysis.images import AnalysisImages
+from xfer.analysis.leaderboard import leaderboard_section
 from xfer.analysis.probes import ProbeResults
 from xfer.analysis.shortcut import WARN_AUC, ShortcutResult
 
@@ -121,6 +122,7 @@ def write_report(a: Analysis, folder: Path) -> Path:
     why = a.notes.get("probes", "no trained-model probes were run")
     verdicts = tables["verdicts"].drop(columns=["claim"], errors="ignore")
     body = [
+        leaderboard_section(t, a.verdicts, a.confusion, a.study.classes, folder),  # the answer first
         design_lines(a),
         html.paragraph(f"Experiment {s.experiment!r} at {s.tracking_uri}; {len(t)} finished trials, "
                        f"{len(s.failed)} not finished. Inits: {', '.join(sorted(t['init'].unique()))}; models: "

@@ -60,17 +60,36 @@ def learning_curves(histories: pd.DataFrame, trials: pd.DataFrame, path: Path, m
     return _save(fig, path)
 
 
+def n_positions(trials: pd.DataFrame) -> dict[str, float]:
+    """x position of each n per class on a log axis: its number; 'all' at the training pool's per-class size
+    (n_train / classes of its trials), so 'all' sits where the data put it rather than at a category slot."""
+    out = {}
+    for n, g in trials.groupby("n_per_class"):
+        if str(n) != "all":
+            out[n] = float(n)
+            continue
+        pool = pd.to_numeric(g.get("param.n_train", pd.Series(dtype=float)), errors="coerce").mean()
+        classes = max(sum(c.startswith("test_recall_") for c in trials.columns), 2)
+        numeric = [float(v) for v in trials["n_per_class"].unique() if str(v) != "all"]
+        out[n] = pool / classes if pool == pool else 2 * max(numeric, default=1.0)
+    return out
+
+
 def auc_vs_n(trials: pd.DataFrame, path: Path, metric: str = "test_auc") -> Path:
-    """Test AUC vs n per class (mean ± SD over seeds), one line per init, one panel per model."""
+    """Test AUC vs n per class on a log axis (mean ± SD over seeds × folds), one line per init, one panel per model."""
     ns = sorted(trials["n_per_class"].unique(), key=n_order)
+    x = n_positions(trials)
     models = sorted(trials["model"].unique())
     fig, axes = _grid(len(models))
     for ax, model in zip(axes, models):
         for init, g in trials[trials["model"] == model].groupby("init"):
-            table = g.pivot_table(index="seed", columns="n_per_class", values=metric).reindex(columns=ns)
-            _band(ax, np.arange(len(ns)), table, init)
-        ax.set_xticks(np.arange(len(ns)), [str(n) for n in ns])
-        ax.set(title=model, xlabel="images per class (n)", ylabel=metric.replace("_", " "))
+            runs = [c for c in ("seed", "fold", "repeat") if c in g.columns]  # one row per run, not per seed
+            table = g.pivot_table(index=runs, columns="n_per_class", values=metric).reindex(columns=ns)
+            _band(ax, np.array([x[n] for n in ns]), table, init)
+        ax.set_xscale("log")
+        ax.set_xticks([x[n] for n in ns], [f"all (≈{x[n]:.0f})" if str(n) == "all" else str(n) for n in ns])
+        ax.minorticks_off()
+        ax.set(title=model, xlabel="images per class (n, log scale)", ylabel=metric.replace("_", " "))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return _save(fig, path)
@@ -97,17 +116,23 @@ def cka_by_depth(cka: pd.DataFrame, path: Path) -> Path:
 
 def gradcam_grid(images: np.ndarray, labels: np.ndarray, cams: dict[str, np.ndarray], probs: dict[str, np.ndarray],
                  classes: tuple[str, ...], path: Path) -> Path:
-    """Rows: the input images, then one row per init / model; columns: the same images; map of the true class."""
+    """Rows: the input images, then one row per init / model; columns: the same images; map of the true class.
+    Only images most models classify correctly are shown (a misclassified image's map of its true class is mostly
+    blank); the figure's title says which were kept."""
+    keep, note = correctly_classified(labels, probs)
+    images, labels = images[keep], labels[keep]
+    cams = {k: v[keep] for k, v in cams.items()}
+    probs = {k: v[keep] for k, v in probs.items()}
     rows = 1 + len(cams)
     cols = len(images)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, 2.1 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols + 0.8, 2.1 * rows), squeeze=False)
     extent = (0, images.shape[-1], images.shape[-2], 0)
     for j, (img, label) in enumerate(zip(images, labels)):
         axes[0, j].imshow(img.mean(0), cmap="gray", extent=extent)
         axes[0, j].set_title(f"label: {classes[label]}", fontsize=8)
         for i, (key, maps) in enumerate(sorted(cams.items()), start=1):
             axes[i, j].imshow(img.mean(0), cmap="gray", extent=extent)
-            axes[i, j].imshow(maps[j], cmap="jet", alpha=0.45, extent=extent, vmin=0, vmax=1)
+            heat = axes[i, j].imshow(maps[j], cmap="jet", alpha=0.45, extent=extent, vmin=0, vmax=1)
             axes[i, j].set_title(f"p({classes[label]}) = {probs[key][j, label]:.2f}", fontsize=7)
             if j == 0:
                 axes[i, 0].set_ylabel(key, fontsize=7)
@@ -115,7 +140,57 @@ def gradcam_grid(images: np.ndarray, labels: np.ndarray, cams: dict[str, np.ndar
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0, 0].set_ylabel("input", fontsize=7)
+    fig.suptitle(note, fontsize=8)
+    fig.tight_layout(rect=(0, 0, 0.86, 1))  # the right strip holds the colour bar
+    if cams:
+        bar = fig.colorbar(heat, cax=fig.add_axes((0.89, 0.1, 0.025, 0.6)))
+        bar.set_label("Grad-CAM (0: none, 1: strongest)", fontsize=7)
+        bar.ax.tick_params(labelsize=7)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def correctly_classified(labels: np.ndarray, probs: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
+    """Indices of the images that at least half the models classify correctly, and a sentence saying so; all
+    images (and a sentence saying that) when none is."""
+    if not probs:
+        return np.arange(len(labels)), ""
+    right = np.mean([p.argmax(1) == labels for p in probs.values()], axis=0)
+    keep = np.flatnonzero(right >= 0.5)
+    if len(keep) == 0:
+        return np.arange(len(labels)), "no image is classified correctly by most models: all shown"
+    return keep, (f"{len(keep)} of {len(labels)} probe images, those classified correctly by at least half of "
+                  f"the models")
+
+
+def confusion_matrix_figure(matrix: np.ndarray, classes: tuple[str, ...], path: Path, title: str = "") -> Path:
+    """A confusion matrix as a heat map with counts (rows: true class, columns: predicted)."""
+    fig, ax = plt.subplots(figsize=(1.2 * len(classes) + 2.2, 1.1 * len(classes) + 1.4))
+    _confusion_panel(fig, ax, np.asarray(matrix), classes, title)
     return _save(fig, path)
+
+
+def confusion_grid(matrices: dict[str, np.ndarray], classes: tuple[str, ...], path: Path) -> Path:
+    """One confusion-matrix panel per label (init / model), side by side."""
+    size = 1.1 * len(classes) + 2.0
+    fig, axes = _grid(len(matrices), width=size + 0.6, height=size, columns=4)
+    for ax, (label, matrix) in zip(axes, matrices.items()):
+        _confusion_panel(fig, ax, np.asarray(matrix), classes, label)
+    return _save(fig, path)
+
+
+def _confusion_panel(fig, ax, matrix: np.ndarray, classes: tuple[str, ...], title: str) -> None:
+    shown = ax.imshow(matrix, cmap="Blues", vmin=0)
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, str(count), ha="center", va="center",
+                color="white" if count > matrix.max() / 2 else "black")
+    ax.set_xticks(range(len(classes)), classes)
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=8)
+    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
 
 
 def tsne_panels(embeddings: dict[str, np.ndarray], labels: np.ndarray, classes: tuple[str, ...], path: Path) -> Path:

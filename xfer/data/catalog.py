@@ -125,6 +125,6 @@ def datasets_for_study(path: Path, _seen: tuple[str, ...] = ()) -> list[str]:
         source = str((init or {}).get("source") or "")
         stage = source.partition("stage:")[2]
         if source.startswith("stage:") and stage not in _seen:
-            recipe = find_recipe(stage, recipe_dirs((Path(path).parent.parent / "pretrain",)))
+            recipe = find_recipe(stage, recipe_dirs(Path(path)))
             names += datasets_for_study(recipe, (*_seen, stage))
     return list(dict.fromkeys(n for n in names if n))

@@ -30,15 +30,28 @@ class Record:
     targets: tuple[float, ...] = ()  # multi-label layouts: per class 1 / 0 / NaN (unknown)
 
 
+LISTINGS_ENV = "XFER_LISTINGS"  # folder for the listings of skipped files (the study's output folder)
+
+
 class SkippedImagesWarning(UserWarning):
     """Images named by the metadata or listed for caching that could not be used."""
 
 
 def warn_skipped(what: str, paths: list[str], where: str) -> None:
-    """ONE warning naming every skipped file."""
+    """ONE warning with the count of skipped files and the listing file that names them (one path a line)."""
     if paths:
-        listing = "\n  ".join(paths)
-        warnings.warn(f"{where}: skipped {len(paths)} {what}:\n  {listing}", SkippedImagesWarning, stacklevel=3)
+        listing = skipped_listing(what, where)
+        listing.parent.mkdir(parents=True, exist_ok=True)
+        listing.write_text(f"# {where}: skipped {len(paths)} {what}\n" + "\n".join(paths) + "\n")
+        warnings.warn(f"{where}: skipped {len(paths)} {what}; listed in {listing}", SkippedImagesWarning,
+                      stacklevel=3)
+
+
+def skipped_listing(what: str, where: str) -> Path:
+    """`<study output>/skipped/<where>-<what>.txt` (the output folder from XFER_LISTINGS, set by xfer run;
+    else ./outputs), so every process of a run writes the same file for the same skip."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{where}-{what}").strip("-")[:120]
+    return Path(os.environ.get(LISTINGS_ENV) or Path.cwd() / "outputs") / "skipped" / f"{slug}.txt"
 
 
 def load_records(data: DataConfig, base_dir: Path) -> list[Record]:

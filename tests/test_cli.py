@@ -1,0 +1,67 @@
+"""The one `xfer` command: subcommands, xfer's errors as one line with an exit code, check, init."""
+from pathlib import Path
+
+import yaml
+
+from xfer.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+ACTUALMED = ROOT.parent / "shared" / "data" / "covid-actualmed"
+
+
+def test_every_subcommand_is_listed(capsys):
+    try:
+        main(["--help"])
+    except SystemExit:
+        pass
+    out = capsys.readouterr().out
+    for command in ("run", "check", "init", "report", "predict", "explain", "weights", "data", "ui"):
+        assert command in out
+
+
+def test_invalid_study_is_one_line_with_exit_code_2_and_debug_shows_the_traceback(tmp_path, capsys):
+    study = tmp_path / "bad.yaml"
+    study.write_text("name: bad\ntrials: {init: [{strategy: randomm}], models: [cbr_tiny]}\n")
+    assert main(["check", str(study)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("xfer check: ConfigError:") and "data: required field" in err[0]
+    assert main(["check", str(study), "--debug"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_missing_input_file_is_one_line_with_its_own_exit_code(tmp_path, capsys):
+    assert main(["ui", str(tmp_path)]) == 6  # a folder that is no study output
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "FileNotFoundError" in err[0] and "study.json" in err[0]
+
+
+def test_check_counts_trials_and_lists_stages_without_running_them(capsys):
+    assert main(["check", str(ROOT / "experiments" / "smoke.yaml"), "--no-measure"]) == 0
+    out = capsys.readouterr().out
+    assert "valid" in out and "trials (" in out and "stage smoke_natural-cbr_tiny" in out
+
+
+def test_init_writes_a_study_for_a_metadata_csv_that_check_accepts(tmp_path, capsys):
+    out = tmp_path / "mine.yaml"
+    assert main(["init", str(ACTUALMED), "--out", str(out), "--name", "mine"]) == 0
+    study = yaml.safe_load(out.read_text())
+    dataset = study["data"]["datasets"][0]
+    assert dataset["layout"] == "metadata_csv" and dataset["filename_column"] == "imagename"
+    assert dataset["label_column"] == "finding" and dataset["patient_column"] == "patientid"
+    assert set(study["data"]["classes"]) == {"COVID-19", "No finding"}
+    assert main(["check", str(out), "--no-measure", "--recipes", str(ROOT / "pretrain")]) == 0
+
+
+def test_init_detects_class_folders(tmp_path):
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for label in ("normal", "pneumonia"):
+            (tmp_path / "xrays" / split / label).mkdir(parents=True)
+            for i in range(3):
+                Image.new("L", (8, 8), i * 40).save(tmp_path / "xrays" / split / label / f"{label}{i}.png")
+    assert main(["init", str(tmp_path / "xrays"), "--out", str(tmp_path / "x.yaml")]) == 0
+    study = yaml.safe_load((tmp_path / "x.yaml").read_text())
+    assert study["data"]["datasets"][0]["layout"] == "class_folders"
+    assert study["data"]["datasets"][0]["folders"] == ["test", "train"]
+    assert study["data"]["classes"] == ["normal", "pneumonia"]

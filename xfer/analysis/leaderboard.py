@@ -1,0 +1,211 @@
+"""The study's answer in one table: test AUC with a CI per strategy × model × n (× swept train values), paired vs random."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats as scipy_stats
+
+from xfer.analysis.collect import n_order, sort_by_n
+from xfer.analysis.stats import holm
+
+BASELINE_STRATEGY = "random"
+SATURATED_VAL_AUC = 0.999  # a best validation AUC this high cannot rank checkpoints: early stopping picks at random
+GROUP = ("init", "model", "n_per_class")
+
+
+def swept_columns(trials: pd.DataFrame) -> list[str]:
+    """The `param.train.*` columns whose value differs between trials: the study's sweep axes."""
+    return sorted(c for c in trials.columns if c.startswith("param.train.") and trials[c].nunique(dropna=True) > 1)
+
+
+def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
+    """(mean, low, high, two-sided p of mean 0) of a t interval over independent values (seeds)."""
+    values = np.asarray(values, float)
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        return (np.nan,) * 4
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, np.nan, np.nan, np.nan
+    se = values.std(ddof=1) / np.sqrt(len(values))
+    if se == 0:
+        return mean, mean, mean, (0.0 if mean else 1.0)
+    half = scipy_stats.t.ppf(0.5 + level / 2, len(values) - 1) * se
+    return mean, mean - half, mean + half, float(2 * scipy_stats.t.sf(abs(mean / se), len(values) - 1))
+
+
+def external_auc_column(trials: pd.DataFrame) -> str | None:
+    """The external-validation AUC metric when the study logged one (external_auc / external_test_auc)."""
+    return next((c for c in ("external_auc", "external_test_auc") if c in trials.columns), None)
+
+
+def paired_differences(trials: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """Per trial, test AUC minus the random-init trial of the same model, n, seed (fold) and swept values."""
+    match = [k for k in keys if k != "init"] + [c for c in ("seed", "fold", "repeat", "param.fold", "param.repeat")
+                                                 if c in trials.columns]
+    base = trials[trials["strategy"] == BASELINE_STRATEGY].groupby(match)["test_auc"].mean()
+    joined = trials.join(base.rename("baseline_auc"), on=match)
+    return joined["test_auc"] - joined["baseline_auc"]
+
+
+def leaderboard(trials: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """One row per init × model × n (× swept values): test AUC mean and CI over seeds, Δ vs random with a
+    Holm-adjusted verdict, best validation AUC (and whether it saturated), external AUC, test-set size."""
+    keys = [*GROUP, *swept_columns(trials)]
+    trials = trials.assign(_diff=paired_differences(trials, keys))
+    external = external_auc_column(trials)
+    rows = []
+    for values, g in trials.groupby(keys, dropna=False):
+        mean, low, high, _ = t_interval(g["test_auc"])
+        low, high = max(low, 0.0), min(high, 1.0)  # an AUC interval past [0, 1] says: too few runs
+        diff, diff_low, diff_high, p = t_interval(g["_diff"]) if g["strategy"].iloc[0] != BASELINE_STRATEGY \
+            else (np.nan,) * 4
+        row = dict(zip(keys, values), runs=len(g), test_auc=mean, ci_low=low, ci_high=high,
+                   diff_vs_random=diff, diff_ci_low=diff_low, diff_ci_high=diff_high, p=p,
+                   best_val_auc=g["best_val_auc"].mean(),
+                   saturated_val=int((g["best_val_auc"] >= SATURATED_VAL_AUC).sum()),
+                   n_test=int(pd.to_numeric(g.get("param.n_test"), errors="coerce").max())
+                   if "param.n_test" in g else np.nan)
+        if external:
+            row["external_auc"] = g[external].mean()
+        rows.append(row)
+    board = pd.DataFrame(rows)
+    tested = board["p"].notna()
+    board["p_holm"] = np.nan
+    if tested.any():
+        board.loc[tested, "p_holm"] = holm(board.loc[tested, "p"].to_numpy())
+    board["verdict"] = [verdict(d, p) for d, p in zip(board["diff_vs_random"], board["p_holm"])]
+    board = board.rename(columns={c: c[len("param."):] for c in keys if c.startswith("param.")})
+    return sort_by_n(board, ("model", "init", *[c[len("param."):] for c in keys[3:]]))
+
+
+def verdict(diff: float, p_adjusted: float, alpha: float = 0.05) -> str:
+    """'better' / 'worse' than random when the Holm-adjusted p is below alpha, else 'no difference shown'."""
+    if np.isnan(p_adjusted):
+        return "baseline" if np.isnan(diff) else "too few seeds"
+    if p_adjusted >= alpha:
+        return "no difference shown"
+    return "better" if diff > 0 else "worse"
+
+
+def leaderboard_lines(board: pd.DataFrame) -> list[str]:
+    """The leaderboard as aligned console lines, best test AUC first within each model and n."""
+    extra = [c for c in board.columns if c.startswith("train.")]
+    lines = []
+    for _, r in board.iterrows():
+        what = " ".join([f"{r['init']:<20}", f"{r['model']:<12}", f"n={r['n_per_class']:<5}",
+                         *[f"{c[len('train.'):]}={r[c]}" for c in extra]])
+        ci = f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]" if not np.isnan(r["ci_low"]) else "[–]"
+        diff = (f"Δ vs random {r['diff_vs_random']:+.3f} ({r['verdict']})"
+                if not np.isnan(r["diff_vs_random"]) else f"({r['verdict']})")
+        lines.append(f"{what}  test AUC {r['test_auc']:.3f} {ci}  {diff}  runs={r['runs']}")
+    return lines
+
+
+def leaderboard_metrics(board: pd.DataFrame) -> dict[str, float]:
+    """The leaderboard as MLflow metric names (`leaderboard/<init>/<model>/n_<n>/test_auc`, …; MLflow allows no '=') and values."""
+    extra = [c for c in board.columns if c.startswith("train.")]
+    out = {}
+    for _, r in board.iterrows():
+        name = "/".join(["leaderboard", str(r["init"]), str(r["model"]), f"n_{r['n_per_class']}",
+                         *[f"{c}_{r[c]}" for c in extra]])
+        for column in ("test_auc", "ci_low", "ci_high", "diff_vs_random"):
+            if not np.isnan(r[column]):
+                out[f"{name}/{column}"] = float(r[column])
+    return out
+
+
+def with_report_verdicts(board: pd.DataFrame, verdicts: list) -> pd.DataFrame:
+    """Where the report's H1 comparisons (image-level paired inference, Holm over the whole report) cover a row's
+    init at its n, use their Δ, CI, adjusted verdict and minimum detectable effect instead of the seed t interval."""
+    board = board.assign(mde=np.nan, inference="t over runs (seeds × folds), Holm over this table")
+    for v in verdicts:
+        if v.hypothesis != "H1" or "n=" not in v.comparison or not np.isfinite(v.effect.estimate):
+            continue
+        init, n = v.comparison.split(" − ")[0], v.comparison.rsplit("n=", 1)[1]
+        rows = (board["init"] == init) & (board["n_per_class"].astype(str) == n)
+        board.loc[rows, ["diff_vs_random", "diff_ci_low", "diff_ci_high", "p_holm", "mde"]] = \
+            [v.effect.estimate, v.effect.ci_low, v.effect.ci_high, v.p_adjusted, v.mde]
+        board.loc[rows, ["verdict", "inference"]] = [v.verdict, "paired test images (DeLong) + seeds, Holm over report"]
+    return board
+
+
+def display_table(board: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard as the report shows it: CIs as '[low, high]' text, one column per quantity."""
+    def interval(low, high):
+        return "–" if np.isnan(low) else f"[{low:.3f}, {high:.3f}]"
+
+    swept = [c for c in board.columns if c.startswith("train.")]
+    out = board[["init", "model", "n_per_class", *swept, "runs"]].copy()
+    out["test AUC"] = board["test_auc"]
+    out["95% CI"] = [interval(lo, hi) for lo, hi in zip(board["ci_low"], board["ci_high"])]
+    out["Δ vs random"] = board["diff_vs_random"]
+    out["Δ 95% CI"] = [interval(lo, hi) for lo, hi in zip(board["diff_ci_low"], board["diff_ci_high"])]
+    out["verdict (adjusted)"] = board["verdict"]
+    if "mde" in board and board["mde"].notna().any():
+        out["mde"] = board["mde"]
+    if "external_auc" in board:
+        out["external AUC"] = board["external_auc"]
+    out["best val AUC"] = board["best_val_auc"]
+    out["val saturated"] = [f"{k}/{n}" if k else "" for k, n in zip(board["saturated_val"], board["runs"])]
+    out["test images"] = board["n_test"]
+    return out
+
+
+def sweep_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per swept train value (and init): test AUC mean and 95% CI over all other axes, to compare the values."""
+    rows = []
+    for column in swept_columns(trials):
+        for (value, init), g in trials.groupby([column, "init"]):
+            mean, low, high, _ = t_interval(g["test_auc"])
+            rows.append({"setting": column[len("param."):], "value": value, "init": init, "trials": len(g),
+                         "test AUC": mean, "95% CI": "–" if np.isnan(low) else f"[{low:.3f}, {high:.3f}]",
+                         "best val AUC": g["best_val_auc"].mean()})
+    return pd.DataFrame(rows)
+
+
+def summed_confusion(trials: pd.DataFrame, confusion: dict) -> dict[str, np.ndarray]:
+    """Per init (× model), the confusion matrices of its runs at the largest n, summed over seeds and folds."""
+    largest = max(trials["n_per_class"].unique(), key=n_order)
+    out: dict[str, np.ndarray] = {}
+    several = trials["model"].nunique() > 1
+    for _, t in trials[trials["n_per_class"] == largest].iterrows():
+        if t["run_id"] in confusion:
+            key = f"{t['init']} / {t['model']}" if several else str(t["init"])
+            out[key] = out.get(key, 0) + np.asarray(confusion[t["run_id"]])
+    return {f"{k}, n={largest}": v for k, v in sorted(out.items())}
+
+
+def leaderboard_section(trials: pd.DataFrame, verdicts: list, confusion: dict | None = None,
+                        classes: tuple[str, ...] = (), folder: Path | None = None) -> str:
+    """The report's first section: the answer per strategy × model × n, with the caveats that qualify it, and
+    the confusion matrices behind it (written into `folder/figures`)."""
+    from xfer.analysis import figures, html
+
+    board = with_report_verdicts(leaderboard(trials), verdicts)
+    n_test = board["n_test"].max()
+    saturated = int((trials["best_val_auc"] >= SATURATED_VAL_AUC).sum())
+    parts = [html.paragraph(
+        f"Test AUC per init × model × n per class: mean over runs (seeds, folds) with a 95% t interval; Δ vs random is "
+        f"the paired difference to the random-init run of the same model, n, seed and fold. Verdicts are adjusted for multiple "
+        f"comparisons (Holm). Test set: {int(n_test) if n_test == n_test else 'unknown'} images per run"
+        f"{' (one fold each; every image is tested once per repeat)' if 'fold' in trials else ', the same for every run'}.")]
+    if saturated:
+        parts.append(html.warning(
+            f"{saturated} of {len(trials)} trials reached a best validation AUC ≥ {SATURATED_VAL_AUC}: the validation "
+            "split is too small or too easy to rank epochs, so early stopping picked among ties. Read test AUC, "
+            "not validation AUC; enlarge data.split.val_fraction to fix."))
+    parts.append(html.table(display_table(board), row_class=None))
+    sweep = sweep_table(trials)
+    if not sweep.empty:
+        parts.append(html.paragraph("Swept train settings: test AUC per value (all other axes pooled)."))
+        parts.append(html.table(sweep))
+    matrices = summed_confusion(trials, confusion) if confusion else {}
+    if matrices and folder is not None:
+        (folder / "figures").mkdir(parents=True, exist_ok=True)
+        path = figures.confusion_grid(matrices, classes, folder / "figures" / "confusion_matrices.png")
+        parts.append(html.figure(path, "Confusion matrices at the largest n, summed over seeds and folds "
+                                       "(rows: true class; threshold: the most probable class)", folder))
+    return html.section("Answer: test AUC per strategy", *parts)

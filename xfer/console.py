@@ -1,0 +1,94 @@
+"""What a study run prints: a line per stage epoch, per finished trial (with done/total and ETA), and the closing answer."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Optional
+
+from ray import tune
+
+# Tune's own console output (Ray 2.60): the boxed per-trial tables (verbose=0 plus the old output engine), the
+# snapshot warnings, and the TensorBoard hint (auto loggers off; xfer.tune adds the JSON and CSV ones back, which
+# Tune's ResultGrid reads)
+QUIET_TUNE_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+                  "TUNE_WARN_SLOW_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "600",
+                  "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+                  "RAY_COLOR_PREFIX": "0",  # worker lines keep Ray's "(task pid=…)" prefix, without colour codes
+                  "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}  # one bar per artifact download
+
+
+def quiet_tune() -> None:
+    """Silence Tune's tables and warnings (xfer prints its own progress); set before Ray starts."""
+    for name, value in QUIET_TUNE_ENV.items():
+        os.environ.setdefault(name, value)
+    for name in ("ray.tune", "ray.train", "ray._private.worker"):  # "Started a local Ray", "Wrote … result files"
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def say(text: str) -> None:
+    print(f"[xfer] {text}", flush=True)
+
+
+def duration(seconds: float) -> str:
+    """Seconds as '45s', '3m05s' or '1h12m'."""
+    seconds = max(int(round(seconds)), 0)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def eta(began: float, done: int, total: int) -> str:
+    """Remaining time if the rest goes at the pace so far."""
+    if done == 0:
+        return "?"
+    return duration((time.perf_counter() - began) / done * (total - done))
+
+
+def metric(metrics: dict, name: str) -> str:
+    value = metrics.get(name)
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "–"
+
+
+class StageProgress:
+    """Epoch hook of a stage: one line per epoch with loss, held-out AUC and ETA."""
+
+    def __init__(self, name: str, epochs: int):
+        self.name, self.epochs, self.began = name, epochs, time.perf_counter()
+
+    def __call__(self, epoch: int, metrics: dict, state=None) -> None:
+        say(f"stage {self.name} epoch {epoch}/{self.epochs}  loss {metric(metrics, 'train_loss')}  "
+            f"val AUC {metric(metrics, 'val_auc')}  ETA {eta(self.began, epoch, self.epochs)}")
+
+    def done(self, metrics: dict) -> None:
+        say(f"stage {self.name} done in {duration(time.perf_counter() - self.began)}: held-out accuracy "
+            f"{metric(metrics, 'test_accuracy')}, AUC {metric(metrics, 'test_auc')} "
+            f"(chance accuracy {metric(metrics, 'chance_accuracy')})")
+
+
+class TrialProgress(tune.Callback):
+    """One line per finished trial: done/total, key, best validation AUC, test AUC, seconds, ETA of the rest."""
+
+    def __init__(self, total: int, key_of):
+        self.total, self.key_of = total, key_of
+        self.done, self.began = 0, time.perf_counter()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
+        self.done += 1
+        r = trial.last_result or {}
+        say(f"trial {self.done}/{self.total} {self.key_of(trial.config)}  best val AUC {metric(r, 'best_val_auc')}  "
+            f"test AUC {metric(r, 'test_auc')}  {duration(r.get('time_total_s', 0))}  "
+            f"ETA {eta(self.began, self.done, self.total)}")
+
+    def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
+        self.done += 1
+        say(f"trial {self.done}/{self.total} {self.key_of(trial.config)}  FAILED (see its MLflow run's error.txt)  "
+            f"ETA {eta(self.began, self.done, self.total)}")
+
+
+def closing_lines(board_lines: list[str], report: Optional[str], ui_command: str) -> list[str]:
+    """The run's last lines: the leaderboard, where the report is, and how to browse the runs."""
+    return ["leaderboard (test AUC, mean [95% CI] over runs: seeds × folds):", *(f"  {line}" for line in board_lines),
+            f"report: {report}" if report else "report: not built (--no-report)", f"browse runs: {ui_command}"]

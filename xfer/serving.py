@@ -1,0 +1,75 @@
+"""A trial's best model as an MLflow model: `mlflow.pyfunc.load_model(uri).predict(paths)` classifies raw image files."""
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import mlflow
+import mlflow.data
+import numpy as np
+import pandas as pd
+
+MODEL_ARTIFACT = "model"  # the MLflow model's folder in a trial run: runs:/<run_id>/model
+PATH_COLUMN = "path"
+# MLflow warns (in colour, hence .*) at class definition that `predict` lacks type hints; xfer gives a signature
+warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method", category=UserWarning)
+
+
+def as_paths(model_input) -> list[str]:
+    """Image paths from a DataFrame's `path` column (or its first column), a Series, a list or one string."""
+    if isinstance(model_input, pd.DataFrame):
+        column = PATH_COLUMN if PATH_COLUMN in model_input.columns else model_input.columns[0]
+        return [str(p) for p in model_input[column]]
+    if isinstance(model_input, (str, Path)):
+        return [str(model_input)]
+    return [str(p) for p in model_input]
+
+
+class ImageClassifier(mlflow.pyfunc.PythonModel):
+    """xfer's preprocessing (decode, grey, resize, normalise as trained) + the trained network, from file paths."""
+
+    def load_context(self, context) -> None:
+        from xfer.checkpoint import load_trial
+
+        self.model, self.meta = load_trial(context.artifacts["checkpoint"])
+
+    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+        """One row per image: `prob_<class>` columns (softmax, or sigmoid when multi-label) and `prediction`."""
+        from xfer.predict import predict_files
+
+        paths = [Path(p) for p in as_paths(model_input)]
+        rows, errors = predict_files(self.model, self.meta, paths)
+        if errors:
+            raise ValueError("unreadable images: " + "; ".join(f"{p}: {e}" for p, e in errors))
+        probs = np.stack([p for _, p in rows]).astype(np.float64)
+        frame = pd.DataFrame(probs, columns=[f"prob_{c}" for c in self.meta.classes])
+        frame["prediction"] = [self.meta.classes[int(i)] for i in probs.argmax(1)]
+        return frame
+
+
+def log_trial_model(uri: str, run_id: str, checkpoint: Path, example_images: list[str],
+                    classes: tuple[str, ...], inputs: dict[str, pd.DataFrame] | None = None) -> str:
+    """Log the checkpoint as a pyfunc model in the run (signature: paths → class probabilities), and `inputs`
+    (context → image listing: file, patient, label) as the run's MLflow dataset inputs; returns the model URI."""
+    from mlflow.models import infer_signature
+
+    example = pd.DataFrame({PATH_COLUMN: example_images[:2]})
+    output = pd.DataFrame({**{f"prob_{c}": [0.5] * len(example) for c in classes},
+                           "prediction": [classes[0]] * len(example)})
+    mlflow.set_tracking_uri(uri)
+    mlflow_logger = logging.getLogger("mlflow")
+    level = mlflow_logger.level
+    try:  # MLflow's advice (type hints, cloudpickle caution) is for hand-written models: one per trial floods the log
+        mlflow_logger.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), mlflow.start_run(run_id=run_id):
+            warnings.simplefilter("ignore", UserWarning)
+            for context, frame in (inputs or {}).items():
+                mlflow.log_input(mlflow.data.from_pandas(frame, name=context), context=context)
+            mlflow.pyfunc.log_model(name=MODEL_ARTIFACT, python_model=ImageClassifier(),
+                                    artifacts={"checkpoint": str(checkpoint)}, input_example=example,
+                                    signature=infer_signature(example, output),
+                                    pip_requirements=["xfer", "torch", "torchvision", "pandas", "numpy", "pillow"])
+    finally:
+        mlflow_logger.setLevel(level)
+    return f"runs:/{run_id}/{MODEL_ARTIFACT}"
