@@ -11,3 +11,9 @@ DATA = ROOT.parent / "shared" / "data"
 def _run_from_repo_root(monkeypatch):
     """Configs name data as ../shared/data relative to the repository root, as users run them."""
     monkeypatch.chdir(ROOT)
+
+
+@pytest.fixture(autouse=True)
+def _skipped_file_listings_in_tmp(monkeypatch, tmp_path):
+    """Listings of skipped files go to the test's folder, not the repository's outputs/."""
+    monkeypatch.setenv("XFER_LISTINGS", str(tmp_path / "listings"))

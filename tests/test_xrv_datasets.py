@@ -69,10 +69,12 @@ def nih_data(root: Path, multi_label: bool = False) -> DataConfig:
     return DataConfig((ds,), ("normal", "pneumonia", "mass"), multi_label=multi_label)
 
 
-def test_nih_pathologies_become_classes(tmp_path):
+def test_nih_pathologies_become_classes(tmp_path, monkeypatch):
     write_nih(tmp_path)
-    with pytest.warns(SkippedImagesWarning, match="missing.png"):
+    monkeypatch.setenv("XFER_LISTINGS", str(tmp_path / "out"))
+    with pytest.warns(SkippedImagesWarning, match="skipped 1 rows"):
         records = load_records(nih_data(tmp_path), Path("."))
+    assert "missing.png" in next((tmp_path / "out" / "skipped").glob("*.txt")).read_text()
     got = {Path(r.path).name: (r.label, r.patient_id) for r in records}
     # d: only an unmapped finding; e: findings of two classes; f: AP view, filtered out
     assert got == {"a.png": (1, "1"), "b.png": (0, "2"), "c.png": (1, "3"), "g.png": (2, "8")}

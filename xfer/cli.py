@@ -84,8 +84,8 @@ def run_reporting_errors(command: str, action: Callable[[], int], debug: bool) -
     """Run a command; an xfer error (or a missing input file) prints one line and exits with its code."""
     try:
         return action() or 0
-    except SystemExit as e:  # argparse and the commands' own exits
-        return e.code if isinstance(e.code, int) else (print(e.code, file=sys.stderr) or 1)
+    except SystemExit:  # argparse's and the commands' own exits say what they mean
+        raise
     except BaseException as error:  # noqa: BLE001 - mapped below; unknown errors keep their traceback
         code = next((code for kind, code in error_exits() if isinstance(error, kind)), None)
         if code is None or debug:
