@@ -91,7 +91,8 @@ def analyse(study: StudyRuns, run_id: str, cfg: AnalysisConfig, out_dir: Optiona
     predictions = {r: p for r in trials["run_id"]
                    if (p := read_csv_artifact(client, r, track.PREDICTIONS_ARTIFACT)) is not None}
     ensembles = ensemble_table(trials, predictions, study.classes, logged_positive_index(trials, study.classes))
-    return Analysis(study, trials, evaluate_hypotheses(trials, cka, cfg), ensembles,
+    return Analysis(study, trials, evaluate_hypotheses(trials, cka, cfg, predictions, study.histories,
+                                                     probes.cka_floor if probes is not None else None), ensembles,
                     confusion_matrices(client, list(trials["run_id"])), probes, images, shortcut, notes,
                     cfg.equivalence_margin)
 
