@@ -39,7 +39,7 @@ def score_external(uri: str, run_id: str, model: nn.Module, normalization: str, 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"{external.name}_predictions.csv"
             rows = ["path,patient_id,label," + ",".join(f"prob_{c}" for c in classes)]
-            rows += [f"{r.path},{r.patient_id},{y}," + ",".join(f"{v:.6f}" for v in p)
+            rows += [f"{r.path},{r.patient_id},{y}," + ",".join(f"{v:.9g}" for v in p)
                      for r, y, p in zip(external.records, external.labels, probs)]
             path.write_text("\n".join(rows) + "\n")
             track.log_file(uri, run_id, path, EXTERNAL_PREDICTIONS.format(name=external.name))

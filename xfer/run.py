@@ -55,6 +55,7 @@ def checked_study(path: Path) -> StudyConfig:
     study = load_study(path)
     study = dataclasses.replace(study, data=absolutize(study.data, path.parent),
                                 output_dir=str(study.output_path.resolve()))
+    os.environ[LISTINGS_ENV] = str(study.output_path)  # preflight's skipped-file listings go to the study's folder
     problems = study_preflight(study, path.parent)
     if problems:
         write_summary(study.output_path, {"status": "never started", "problems": problems})
@@ -96,7 +97,6 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
     summary = {"status": "failed", "trials": trial_count(study), "experiment": experiment, "tracking_uri": uri,
                "study_run_id": parent}
     console.say(f"study {study.name}: {summary['trials']} trials; MLflow experiment {experiment!r} in {uri}")
-    os.environ[LISTINGS_ENV] = str(out.resolve())  # before Ray starts, so its workers write listings there too
     results, error = None, None
     try:
         console.quiet_tune()

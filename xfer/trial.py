@@ -88,8 +88,8 @@ def _log_test_artifacts(uri: str, run_id: str, prepared: PreparedData, data: Fit
         files = [prepared.records[i].path for i in tested.test_idx]
         pd.DataFrame({"index": tested.test_idx, "file": files, "patient_id": prepared.patient_ids[tested.test_idx],
                       "label": prepared.labels[tested.test_idx],
-                      **{f"prob_{c}": tested.probs[:, k].round(6) for k, c in enumerate(prepared.classes)}}
-                     ).to_csv(tmp / "test_predictions.csv", index=False)
+                      **{f"prob_{c}": tested.probs[:, k] for k, c in enumerate(prepared.classes)}}
+                     ).to_csv(tmp / "test_predictions.csv", index=False, float_format="%.9g")  # exact float32: no ties
         (tmp / "confusion_matrix.json").write_text(json.dumps({"classes": list(prepared.classes), "matrix": matrix}))
         confusion_matrix_figure(np.array(matrix), prepared.classes, tmp / "confusion_matrix.png", key)
         track.log_file(uri, run_id, tmp / "test_predictions.csv", track.PREDICTIONS_ARTIFACT)
