@@ -35,6 +35,20 @@ def test_missing_input_file_is_one_line_with_its_own_exit_code(tmp_path, capsys)
     assert len(err) == 1 and "FileNotFoundError" in err[0] and "study.json" in err[0]
 
 
+def test_only_an_empty_experiment_maps_to_exit_7_and_a_plain_lookup_bug_keeps_its_traceback(capsys):
+    from xfer.analysis.collect import NothingInMLflowError
+    from xfer.cli import run_reporting_errors
+
+    def empty():
+        raise NothingInMLflowError("experiment 'x' has no finished trial runs")
+
+    assert run_reporting_errors("report", empty, debug=False) == 7
+    assert "Traceback" not in capsys.readouterr().err
+    assert run_reporting_errors("report", lambda: {}["missing"], debug=False) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "KeyError" in err
+
+
 def test_check_counts_trials_and_lists_stages_without_running_them(capsys):
     assert main(["check", str(ROOT / "experiments" / "smoke.yaml"), "--no-measure"]) == 0
     out = capsys.readouterr().out

@@ -63,6 +63,7 @@ DELEGATED = {"run": ("xfer.run", "run a study YAML (stages → trials → report
 
 def error_exits() -> list[tuple[type, int]]:
     """xfer's errors → exit codes, most specific first (imported here so `xfer --help` stays fast)."""
+    from xfer.analysis.collect import NothingInMLflowError
     from xfer.checkpoint import CheckpointVersionError
     from xfer.config import ConfigError
     from xfer.inits.weights import CheckpointMismatchError, WeightsMissingError
@@ -70,7 +71,8 @@ def error_exits() -> list[tuple[type, int]]:
     from xfer.stages import StageError
 
     return [(ConfigError, 2), (UnknownNameError, 2), (StageError, 3), (WeightsMissingError, 4),
-            (CheckpointMismatchError, 5), (CheckpointVersionError, 5), (FileNotFoundError, 6), (LookupError, 7),
+            (CheckpointMismatchError, 5), (CheckpointVersionError, 5), (FileNotFoundError, 6),
+            (NothingInMLflowError, 7),
             (KeyboardInterrupt, 130)]
 
 

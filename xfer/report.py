@@ -12,8 +12,8 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from xfer import track
-from xfer.analysis.collect import (StudyRuns, confusion_matrices, load_study_runs, read_csv_artifact,
-                                  read_json_artifact)
+from xfer.analysis.collect import (NothingInMLflowError, StudyRuns, confusion_matrices, load_study_runs,
+                                  read_csv_artifact, read_json_artifact)
 from xfer.analysis.convergence import convergence_epochs
 from xfer.analysis.document import Analysis, write_report
 from xfer.analysis.ensembles import ensemble_table
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         uri, experiment, out = resolve_target(args.target, args.tracking_uri, args.out)
         path = build_report(uri, experiment, out)
-    except (LookupError, FileNotFoundError) as e:
+    except (NothingInMLflowError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(path)

@@ -145,12 +145,12 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
 
 def close_study(uri: str, experiment: str, parent: str, out: Path, summary: dict) -> None:
     """Print the leaderboard, the report path and the `xfer ui` command; put the leaderboard on the study run."""
-    from xfer.analysis.collect import load_study_runs
+    from xfer.analysis.collect import NothingInMLflowError, load_study_runs
     from xfer.analysis.leaderboard import leaderboard, leaderboard_lines, leaderboard_metrics
 
     try:
         board = leaderboard(load_study_runs(uri, experiment).trials)
-    except LookupError as e:  # no finished trial
+    except NothingInMLflowError as e:  # no finished trial
         console.say(str(e))
         return
     board.to_csv(out / "leaderboard.csv", index=False)

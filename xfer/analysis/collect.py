@@ -20,6 +20,10 @@ FOLD_TAGS = ("fold", "repeat")  # data.split.folds: the test fold and the K-fold
 HISTORY_METRICS = ("val_auc", "val_loss", "train_loss")
 
 
+class NothingInMLflowError(LookupError):
+    """The tracking store has no such experiment, or the experiment has no finished trial: nothing to report."""
+
+
 @dataclass(frozen=True)
 class StudyRuns:
     """A study's finished trials (one row each, with final metrics), their histories, and failures."""
@@ -39,7 +43,7 @@ def open_experiment(tracking_uri: str, experiment: str) -> tuple[MlflowClient, s
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         known = ", ".join(sorted(e.name for e in client.search_experiments())) or "none"
-        raise LookupError(f"no MLflow experiment {experiment!r} in {tracking_uri}; experiments there: {known}. "
+        raise NothingInMLflowError(f"no MLflow experiment {experiment!r} in {tracking_uri}; experiments there: {known}. "
                           "Pass the study's name (or its output folder) and the tracking URI it was run with.")
     return client, exp.experiment_id
 
@@ -114,7 +118,7 @@ def load_study_runs(tracking_uri: str, experiment: str) -> StudyRuns:
     done = trials[trials["status"] == "FINISHED"].reset_index(drop=True)
     failed = trials.loc[trials["status"] != "FINISHED", ["run_id", "trial_key", "status"]].reset_index(drop=True)
     if done.empty:
-        raise LookupError(f"experiment {experiment!r} in {tracking_uri} has no finished trial runs "
+        raise NothingInMLflowError(f"experiment {experiment!r} in {tracking_uri} has no finished trial runs "
                           f"({len(failed)} unfinished); run the study first (python -m xfer.run STUDY.yaml).")
     histories = load_histories(client, list(done["run_id"]))
     classes = classes_from_artifact(client, done["run_id"].iloc[0]) or classes_of(done)
