@@ -6,7 +6,11 @@ import os
 import time
 from typing import Optional
 
-from ray import tune
+# Worker lines reach this console without Ray's "(_stage_task pid=…)" prefix, so a stage's epoch lines read like the
+# driver's trial lines. Ray reads the switch once, when it is imported: set before xfer's first `import ray`.
+os.environ.setdefault("RAY_DISABLE_WORKER_LOG_PREFIX", "1")
+
+from ray import tune  # noqa: E402 - after the switch above
 
 # Tune's own console output (Ray 2.60): the boxed per-trial tables (verbose=0 plus the old output engine), the
 # snapshot warnings, and the TensorBoard hint (auto loggers off; xfer.tune adds the JSON and CSV ones back, which
@@ -14,7 +18,7 @@ from ray import tune
 QUIET_TUNE_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
                   "TUNE_WARN_SLOW_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "600",
                   "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
-                  "RAY_COLOR_PREFIX": "0",  # worker lines keep Ray's "(task pid=…)" prefix, without colour codes
+                  "RAY_COLOR_PREFIX": "0",  # no colour codes around worker lines
                   "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}  # one bar per artifact download
 
 

@@ -12,8 +12,6 @@ import pandas as pd
 
 MODEL_ARTIFACT = "model"  # the MLflow model's folder in a trial run: runs:/<run_id>/model
 PATH_COLUMN = "path"
-# MLflow warns (in colour, hence .*) at class definition that `predict` lacks type hints; xfer gives a signature
-warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method", category=UserWarning)
 
 
 def as_paths(model_input) -> list[str]:
@@ -34,7 +32,9 @@ class ImageClassifier(mlflow.pyfunc.PythonModel):
 
         self.model, self.meta = load_trial(context.artifacts["checkpoint"])
 
-    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+    # model_input is annotated: MLflow warns at class definition (through its own warning filter, so a filter here
+    # cannot stop it) when it is not; a DataFrame hint asks it for no schema, and xfer logs a signature instead
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         """One row per image: `prob_<class>` columns (softmax, or sigmoid when multi-label) and `prediction`."""
         from xfer.predict import predict_files
 
@@ -51,7 +51,11 @@ class ImageClassifier(mlflow.pyfunc.PythonModel):
 def log_trial_model(uri: str, run_id: str, checkpoint: Path, example_images: list[str],
                     classes: tuple[str, ...], inputs: dict[str, pd.DataFrame] | None = None) -> str:
     """Log the checkpoint as a pyfunc model in the run (signature: paths → class probabilities), and `inputs`
-    (context → image listing: file, patient, label) as the run's MLflow dataset inputs; returns the model URI."""
+    (context → image listing: file, patient, label) as the run's MLflow dataset inputs; returns the model URI.
+
+    The signature is given, not the input example: with an example, MLflow reloads the logged model and predicts on
+    it through its scoring-server parser to validate it (~4 s in a fresh worker; pyfunc.log_model has no switch
+    for that). The signature alone documents the paths → probabilities contract; `example_images` only shapes it."""
     from mlflow.models import infer_signature
 
     example = pd.DataFrame({PATH_COLUMN: example_images[:2]})
@@ -67,7 +71,7 @@ def log_trial_model(uri: str, run_id: str, checkpoint: Path, example_images: lis
             for context, frame in (inputs or {}).items():
                 mlflow.log_input(mlflow.data.from_pandas(frame, name=context), context=context)
             mlflow.pyfunc.log_model(name=MODEL_ARTIFACT, python_model=ImageClassifier(),
-                                    artifacts={"checkpoint": str(checkpoint)}, input_example=example,
+                                    artifacts={"checkpoint": str(checkpoint)},
                                     signature=infer_signature(example, output),
                                     pip_requirements=["xfer", "torch", "torchvision", "pandas", "numpy", "pillow"])
     finally:

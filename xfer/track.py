@@ -1,6 +1,7 @@
 """MLflow bookkeeping: the client, tag names, artifact paths, experiments, and finding a run again on resume."""
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -41,6 +42,12 @@ REPORT_ARTIFACTS = "report"  # a folder, on the study run
 SHORTCUT_ARTIFACT = "analysis/shortcut_probe.json"
 ANALYSIS_CONFIG_ARTIFACT = "analysis/config.json"
 IMAGES_ARTIFACT = "analysis/images.npz"
+
+# A new sqlite store announces its schema migration at INFO ("Creating initial MLflow database tables...",
+# "Updating database tables", alembic's "Running upgrade ..."): routine, so quiet unless someone set a level
+for _name in ("mlflow.store.db.utils", "alembic"):
+    if logging.getLogger(_name).level == logging.NOTSET:
+        logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 def kind_filter(kind: str) -> str:

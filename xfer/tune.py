@@ -1,7 +1,9 @@
 """The study as a Ray Tune grid (init × model × n × seed): resources, retries, checkpoints, resume."""
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -29,16 +31,45 @@ def connect(address: Optional[str]) -> None:
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
+        logging.getLogger(RAY_AUTH_LOGGER).addFilter(_not_token_auth_notice)
         ray.init(**LOCAL_RAY)
 
 
 # A local Ray serves this process only: no dashboard, and every server bound to 127.0.0.1, not 0.0.0.0.
 LOCAL_RAY = {"include_dashboard": False, "log_to_driver": True, "_node_ip_address": "127.0.0.1"}
+# Ray 2.60 turns token authentication on for a new local cluster and says so at WARNING on every run. xfer keeps
+# that default (loopback binding stops other machines, the token stops other local users' processes) and drops only
+# that notice; every other message of the logger, including "token authentication is disabled", still shows.
+RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+def _not_token_auth_notice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
+
+
+def _ignore_exit_in_finalizers() -> None:
+    """In a trainable's worker: don't print the SystemExit that Ray's SIGTERM handler raises inside a finalizer.
+
+    When Tune stops its reused trainable actors at the end of the run, Ray sends SIGTERM, and its handler raises
+    SystemExit in whatever the main thread runs; when that is a weakref callback (WeakSet._remove at garbage
+    collection) Python cannot propagate it and prints "Exception ignored in ... SystemExit: 1". The worker is being
+    stopped either way; any other unraisable exception is still printed."""
+    previous = sys.unraisablehook
+    if getattr(previous, "xfer_ignores_exit", False):
+        return
+
+    def hook(unraisable) -> None:
+        if not isinstance(unraisable.exc_value, SystemExit):
+            previous(unraisable)
+
+    hook.xfer_ignores_exit = True
+    sys.unraisablehook = hook
 
 
 def _trainable(config: dict, study: StudyConfig, inits: dict, uri: str, experiment_id: str,
                parent_run_id: Optional[str], checkpoint_every: int) -> None:
     """Tune function trainable: one trial, reporting every epoch and checkpointing for resume."""
+    _ignore_exit_in_finalizers()
     torch.set_num_threads(max(int(study.resources.cpu), 1))
     spec = trial_spec(config, inits)
     study = apply_sweep(study, spec.sweep)

@@ -98,10 +98,12 @@ def design_lines(a: Analysis) -> str:
     size = study_size(a.verdicts)
     counts = pd.Series([v.verdict for v in a.verdicts]).value_counts()
     tally = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
-    test = (f"Test set: {size['images']} images from {size['patients']} patients" if size["images"] else
+    pooled = ", all folds together" if "fold" in a.trials else ""
+    test = (f"Test set: {size['images']} images from {size['patients']} patients{pooled}" if size["images"] else
             "Test set: size unknown (no test-image predictions were analysed, so no test-AUC comparison was made)")
-    return html.paragraph(f"{test}; {size['seeds']} seeds (× repeats) per comparison at most. {len(a.verdicts)} "
-                          f"comparisons, {ADJUSTMENT}-adjusted at family-wise α = {a.alpha:g}: {tally}. Each states "
+    seeds = f"{size['seeds']} seed{'' if size['seeds'] == 1 else 's'}"
+    return html.paragraph(f"{test}; {seeds} (× repeats) per comparison at most. The hypotheses below make "
+                          f"{len(a.verdicts)} comparisons, {ADJUSTMENT}-adjusted at family-wise α = {a.alpha:g}: {tally}. Each states "
                           f"its minimum detectable effect (mde, 80% power); above its margin the verdict is "
                           f"'underpowered'.")
 

@@ -189,9 +189,11 @@ def leaderboard_section(trials: pd.DataFrame, verdicts: list, confusion: dict | 
     saturated = int((trials["best_val_auc"] >= SATURATED_VAL_AUC).sum())
     parts = [html.paragraph(
         f"Test AUC per init × model × n per class: mean over runs (seeds, folds) with a 95% t interval; Δ vs random is "
-        f"the paired difference to the random-init run of the same model, n, seed and fold. Verdicts are adjusted for multiple "
-        f"comparisons (Holm). Test set: {int(n_test) if n_test == n_test else 'unknown'} images per run"
-        f"{' (one fold each; every image is tested once per repeat)' if 'fold' in trials else ', the same for every run'}.")]
+        f"the paired difference to the random-init run of the same model, n, seed and fold. Verdicts are Holm-adjusted: "
+        f"a row that is one of the hypotheses' H1 comparisons below takes that comparison's Δ, interval and verdict "
+        f"(paired test images, adjusted over the whole report); other rows a paired t over runs, adjusted over this "
+        f"table. Test set: {int(n_test) if n_test == n_test else 'unknown'} images per run"
+        f"{' (each run tests one fold; every image is tested once per repeat)' if 'fold' in trials else ', the same for every run'}.")]
     if saturated:
         parts.append(html.warning(
             f"{saturated} of {len(trials)} trials reached a best validation AUC ≥ {SATURATED_VAL_AUC}: the validation "
