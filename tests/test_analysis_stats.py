@@ -100,6 +100,13 @@ def test_a_minimum_detectable_effect_above_the_margin_is_underpowered_with_the_n
     assert "minimum detectable effect" in reason and "13 test images" in reason and "3 seeds" in reason
 
 
+def test_underpowered_reason_names_the_configured_power():
+    e = t_effect(0.3, 0.08, 2, clusters=3, pairs=3, images=13, patients=13)
+    p, _ = decision_p(e, "greater", 0)
+    v, reason = decide(e, "greater", 0, p, minimum_detectable_effect(e, 0.05, 0.9), 0.05, power=0.9)
+    assert v == "underpowered" and "(90% power)" in reason and "80%" not in reason
+
+
 def test_adjusted_p_decides_not_the_raw_one():
     e = effect(0.025)
     p, supports = decision_p(e, "greater", 0)

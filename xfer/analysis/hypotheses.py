@@ -330,7 +330,8 @@ def settle(comparisons: list[Comparison], cfg: AnalysisConfig) -> list[Verdict]:
             continue
         mde = minimum_detectable_effect(c.effect, level, cfg.power)
         pa = adjusted.get(id(c), float("nan"))
-        verdict, reason = decide(c.effect, c.claim, c.margin, pa, mde, c.power_margin, cfg.alpha, cfg.min_seeds)
+        verdict, reason = decide(c.effect, c.claim, c.margin, pa, mde, c.power_margin, cfg.alpha, cfg.min_seeds,
+                                 cfg.power)
         out.append(Verdict(c.hypothesis, claim, c.comparison, c.effect, verdict,
                            f"{reason}{'; ' + c.note if c.note else ''}", p.get(id(c), float("nan")), pa, mde))
     return out

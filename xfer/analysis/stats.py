@@ -159,10 +159,11 @@ def minimum_detectable_effect(effect: Effect, alpha: float, power: float) -> flo
 
 
 def decide(effect: Effect, claim: Claim, margin: float, p_adjusted: float, mde: float, power_margin: float,
-           alpha: float = 0.05, min_clusters: int = MIN_CLUSTERS) -> tuple[str, str]:
+           alpha: float = 0.05, min_clusters: int = MIN_CLUSTERS, power: float = 0.8) -> tuple[str, str]:
     """(verdict, reason): supported / not supported / inconclusive / underpowered.
 
-    Too few seed/repeat clusters → inconclusive; a minimum detectable effect above `power_margin` → underpowered;
+    Too few seed/repeat clusters → inconclusive; a minimum detectable effect (at `power`, the power it was computed
+    for) above `power_margin` → underpowered;
     else the adjusted p of the decision the CI points to: below α decides, otherwise inconclusive."""
     unit = effect.unit
     if effect.clusters < min_clusters:
@@ -172,7 +173,7 @@ def decide(effect: Effect, claim: Claim, margin: float, p_adjusted: float, mde: 
     sample = (f"{effect.images} test images of {effect.patients} patients × {effect.clusters} seeds"
               if effect.images else f"{effect.clusters} seeds, {effect.pairs} pairs")
     if not mde <= power_margin:
-        return "underpowered", (f"minimum detectable effect {mde:.3g} {unit} (80% power) > margin {power_margin:g} "
+        return "underpowered", (f"minimum detectable effect {mde:.3g} {unit} ({power:.0%} power) > margin {power_margin:g} "
                                 f"with {sample}; {ci}")
     _, supports = decision_p(effect, claim, margin)
     adjusted = f"Holm-adjusted p = {p_adjusted:.3g}"
