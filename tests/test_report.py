@@ -36,7 +36,7 @@ ACTUALMED = {"name": "actualmed", "layout": "metadata_csv", "root": str(DATA / "
              "label_map": {"No finding": "normal", "COVID-19": "covid"}}
 KERMANY = {"name": "kermany", "layout": "label_csv", "root": str(DATA / "kermany-pneumonia-sample"),
            "metadata": "labels.csv", "label_column": "label", "patient_column": "patient_id"}
-CFG = AnalysisConfig(bootstrap_samples=300, cka_images=8, explain_images=2)
+CFG = AnalysisConfig(cka_images=8, explain_images=2)
 
 
 def pretrain_source(tmp: Path) -> Path:

@@ -153,7 +153,6 @@ class TrackingConfig:
 class AnalysisConfig:
     """How the report tests its hypotheses: error rates, power, margins, and the images probes use."""
 
-    bootstrap_samples: int = 2000
     bootstrap_seed: int = 0  # seeds the probe image pick and the shortcut probe
     cka_images: int = 32  # debiased CKA needs at least 4; below ~32 two random networks look alike
     explain_images: int = 4
