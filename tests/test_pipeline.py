@@ -5,11 +5,11 @@ from pathlib import Path
 import torch
 
 from xfer import track
-from xfer.checkpoint import read_checkpoint, read_trial_checkpoint
+from xfer.checkpoint import CheckpointMeta, read_checkpoint, read_trial_checkpoint, save_checkpoint
 from xfer.config import InitConfig, StageConfig
 from xfer.load import parse_study
 from xfer.models import build_model
-from xfer.pipeline import rebuild_initial_model
+from xfer.pipeline import initial_model, rebuild_initial_model, weights_hash
 from xfer.stages import StageJob, train_stage
 from xfer.trial import TrialSpec, run_trial
 
@@ -37,8 +37,23 @@ def test_a_trial_and_a_stage_of_the_same_config_train_the_same_weights(tmp_path)
     for key, value in trial_checkpoint.state_dict.items():
         assert torch.equal(value, stage_checkpoint.state_dict[key]), key
     assert stage_checkpoint.meta.stage == "same" and trial_checkpoint.meta.init == "random"
+    logged = track.client(uri).get_run(trial["run_id"]).data.params["init.weights_hash"]
+    assert logged == weights_hash(rebuild_initial_model(trial_checkpoint.meta))
 
     initial = rebuild_initial_model(trial_checkpoint.meta)  # the checkpoint's own record rebuilds its start
     torch.manual_seed(0)
     fresh = build_model("cbr_tiny", 2, 1)
     assert all(torch.equal(initial.state_dict()[k], v) for k, v in fresh.state_dict().items())
+
+
+def test_identical_initial_weights_hash_alike_and_a_stage_source_differs_from_random(tmp_path):
+    torch.manual_seed(123)
+    source = build_model("cbr_tiny", 10, 3)
+    path = save_checkpoint(tmp_path / "natural.pt", source.state_dict(),
+                           CheckpointMeta(normalization="imagenet", in_channels=3))
+    random_a, _ = initial_model("cbr_tiny", 2, 1, InitConfig("random"), seed=0)
+    random_b, _ = initial_model("cbr_tiny", 2, 1, InitConfig("random", label="random_again"), seed=0)
+    staged, _ = initial_model("cbr_tiny", 2, 1, InitConfig("imagenet", source=str(path)), seed=0)
+    assert weights_hash(random_a) == weights_hash(random_b)
+    assert weights_hash(random_a) != weights_hash(staged)
+    assert weights_hash(random_a) != weights_hash(initial_model("cbr_tiny", 2, 1, InitConfig("random"), seed=1)[0])

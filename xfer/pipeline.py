@@ -1,6 +1,7 @@
 """The one train-and-test path of trials and stages: seeded initial model → fit → test metrics → checkpoint meta."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Optional
 
@@ -44,9 +45,21 @@ def rebuild_initial_model(meta: CheckpointMeta) -> nn.Module:
     return initial_model(meta.model, meta.num_classes, meta.in_channels, init, meta.seed)[0].eval()
 
 
-def init_params(info: InitInfo) -> dict[str, str]:
+def weights_hash(model: nn.Module) -> str:
+    """sha256 over the state dict's tensors in key order: equal hashes mean the same initial weights, whatever
+    the strategies are called (the hypotheses do not compare two inits with the same hash)."""
+    digest = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        tensor = value.detach().cpu().contiguous()
+        digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def init_params(info: InitInfo, model: nn.Module) -> dict[str, str]:
+    """The init's MLflow params: its source, normalization, notes and the hash of the initial weights."""
     return {"init.source": info.source, "init.resolved_source": info.source, "init.normalization": info.normalization,
-            "init.notes": info.notes, "device": str(pick_device())}
+            "init.notes": info.notes, "init.weights_hash": weights_hash(model), "device": str(pick_device())}
 
 
 def train_and_test(uri: str, run_id: str, model_name: str, init: InitConfig, data: FitData, test_idx: np.ndarray,
@@ -54,7 +67,7 @@ def train_and_test(uri: str, run_id: str, model_name: str, init: InitConfig, dat
                    resume: Optional[dict] = None) -> Tested:
     """Build and initialise the model, log `params`, train, test on `test_idx`; metrics go to the MLflow run."""
     model, info = initial_model(model_name, len(data.classes), channels, init, seed)
-    track.log_params(uri, run_id, {**init_params(info), **params})
+    track.log_params(uri, run_id, {**init_params(info, model), **params})
 
     # a trial resumed from an earlier epoch's state retrains epochs its run already logged: log each step once
     logged_through = track.last_step(uri, run_id, "train_loss") if resume else 0
