@@ -112,7 +112,7 @@ def build_report(tracking_uri: str, experiment: str, out_dir: str | Path,
                  analysis_cfg: Optional[AnalysisConfig] = None, parent_run_id: Optional[str] = None) -> Path:
     """Analyse the study, write `<out_dir>/report/report.html` (+ figures, tables) and log it under the
     study run's `report/` artifacts; returns the HTML path."""
-    study = load_study_runs(tracking_uri, experiment)
+    study = load_study_runs(tracking_uri, experiment, parent_run_id)
     client = track.client(tracking_uri)
     run_id = parent_run_id or track.study_run_id(tracking_uri, study.experiment_id, None, reuse=True)
     analysis = analyse(study, run_id, settings_for(client, run_id, analysis_cfg), Path(out_dir))

@@ -109,6 +109,10 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
     except BaseException as e:  # noqa: BLE001 - every way out leaves the runs terminated and a summary
         error = e
     summary.update(trial_outcomes(uri, experiment_id, parent, results, summary["trials"]))
+    if results is not None:
+        with _tracking_may_fail():
+            track.client(uri).log_dict(parent, {"run_ids": study_trial_run_ids(uri, experiment_id, parent, results)},
+                                       track.STUDY_TRIALS_ARTIFACT)
     interrupted = isinstance(error, KeyboardInterrupt) or summary["killed"] + summary["never_started"] > 0
     summary["status"] = "interrupted" if interrupted else "failed" if error or summary["failed"] else "finished"
     if error is not None and not isinstance(error, KeyboardInterrupt):
@@ -149,7 +153,7 @@ def close_study(uri: str, experiment: str, parent: str, out: Path, summary: dict
     from xfer.analysis.leaderboard import leaderboard, leaderboard_lines, leaderboard_metrics
 
     try:
-        board = leaderboard(load_study_runs(uri, experiment).trials)
+        board = leaderboard(load_study_runs(uri, experiment, parent).trials)
     except NothingInMLflowError as e:  # no finished trial
         console.say(str(e))
         return
@@ -163,11 +167,25 @@ def close_study(uri: str, experiment: str, parent: str, out: Path, summary: dict
         console.say(line)
 
 
+def child_trial_runs(uri: str, experiment_id: str, parent: str) -> list:
+    """The trial runs this study run started (reused runs of earlier study runs are not among them)."""
+    return track.client(uri).search_runs([experiment_id], f"{track.kind_filter(track.TRIAL)} and "
+                                         f"tags.`{track.PARENT_TAG}` = '{parent}'", max_results=50000)
+
+
+def study_trial_run_ids(uri: str, experiment_id: str, parent: str, results) -> list[str]:
+    """The trial runs that make up this study run: each finished trial's run (reused ones from earlier study runs
+    included), then this study run's unfinished trial runs."""
+    finished = [r.metrics["run_id"] for r in results if r.error is None and r.metrics.get("run_id")]
+    unfinished = [run.info.run_id for run in child_trial_runs(uri, experiment_id, parent)
+                  if run.info.status != "FINISHED" and run.info.run_id not in finished]
+    return [*finished, *unfinished]
+
+
 def trial_outcomes(uri: str, experiment_id: str, parent: str, results, total: int) -> dict[str, int]:
     """Trials finished, failed, killed (in flight when the study stopped: their runs are marked KILLED) and never
     started; Tune's results are authoritative for the first two when the grid returned."""
-    runs = track.client(uri).search_runs([experiment_id], f"{track.kind_filter(track.TRIAL)} and "
-                                         f"tags.`{track.PARENT_TAG}` = '{parent}'", max_results=50000)
+    runs = child_trial_runs(uri, experiment_id, parent)
     killed = 0
     for run in runs:
         if run.info.status in ("RUNNING", "SCHEDULED"):

@@ -41,6 +41,7 @@ MANIFEST_ARTIFACT = "manifest.json"
 REPORT_ARTIFACTS = "report"  # a folder, on the study run
 SHORTCUT_ARTIFACT = "analysis/shortcut_probe.json"
 ANALYSIS_CONFIG_ARTIFACT = "analysis/config.json"
+STUDY_TRIALS_ARTIFACT = "trials.json"  # on the study run: {"run_ids": [...]}, the trial runs that make up the study
 IMAGES_ARTIFACT = "analysis/images.npz"
 
 # A new sqlite store announces its schema migration at INFO ("Creating initial MLflow database tables...",

@@ -87,7 +87,8 @@ def _trainable(config: dict, study: StudyConfig, inits: dict, uri: str, experime
             tune.report(dict(metrics, epoch=epoch))
 
     final = run_trial(study, spec, uri, experiment_id, parent_run_id, on_epoch, resume)
-    tune.report({k: v for k, v in final.items() if isinstance(v, (int, float))} | {"trial_done": 1})
+    tune.report({k: v for k, v in final.items() if isinstance(v, (int, float))}
+                | {"trial_done": 1, "run_id": final["run_id"]})  # run_id: the study run records its trials
 
 
 def load_trial_state(checkpoint: tune.Checkpoint) -> Optional[dict]:

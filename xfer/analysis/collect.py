@@ -35,6 +35,7 @@ class StudyRuns:
     histories: pd.DataFrame  # long: run_id, metric, epoch, value
     failed: pd.DataFrame  # run_id, trial_key, status
     classes: tuple[str, ...]
+    selection: str = ""  # how the trials were chosen: the study run's trials.json, or the fallback (a caveat)
 
 
 def open_experiment(tracking_uri: str, experiment: str) -> tuple[MlflowClient, str]:
@@ -111,18 +112,44 @@ def classes_of(trials: pd.DataFrame) -> tuple[str, ...]:
     return tuple(names)
 
 
-def load_study_runs(tracking_uri: str, experiment: str) -> StudyRuns:
-    """The finished trials of a study experiment with their histories; failed trials listed apart."""
+def study_trial_ids(client: MlflowClient, experiment_id: str, study_run_id: str | None) -> list[str] | None:
+    """The trial run ids the study run recorded (its trials.json, reused runs included); None where it has none."""
+    if study_run_id is None:
+        newest = client.search_runs([experiment_id], track.kind_filter(track.STUDY), max_results=1,
+                                    order_by=["attributes.start_time DESC"])
+        study_run_id = newest[0].info.run_id if newest else None
+    recorded = read_json_artifact(client, study_run_id, track.STUDY_TRIALS_ARTIFACT) if study_run_id else None
+    return list(recorded["run_ids"]) if recorded else None
+
+
+def select_study_trials(trials: pd.DataFrame, recorded: list[str] | None) -> tuple[pd.DataFrame, str]:
+    """The study's own trials and how they were chosen: exactly the recorded run ids, else (older studies) the
+    newest finished run per trial key, so runs left by an earlier version of an edited study drop out."""
+    if recorded is not None:
+        return trials[trials["run_id"].isin(set(recorded))], f"the {len(recorded)} trial runs the study run recorded"
+    finished = trials[trials["status"] == "FINISHED"]
+    newest = finished.drop_duplicates("trial_key", keep="last") if "trial_key" in finished else finished
+    stale = len(finished) - len(newest)
+    return (pd.concat([newest, trials[trials["status"] != "FINISHED"]]),
+            "the study run records no trials.json (a study run before xfer logged one): the newest finished run "
+            f"per trial key is used{f' ({stale} older runs of the same keys left out)' if stale else ''}")
+
+
+def load_study_runs(tracking_uri: str, experiment: str, study_run_id: str | None = None) -> StudyRuns:
+    """The finished trials of a study (those its study run recorded, else the newest per trial key) with their
+    histories; unfinished trials of keys with no finished run listed apart."""
     client, experiment_id = open_experiment(tracking_uri, experiment)
-    trials = load_trials(client, experiment_id)
+    trials, selection = select_study_trials(load_trials(client, experiment_id),
+                                            study_trial_ids(client, experiment_id, study_run_id))
     done = trials[trials["status"] == "FINISHED"].reset_index(drop=True)
-    failed = trials.loc[trials["status"] != "FINISHED", ["run_id", "trial_key", "status"]].reset_index(drop=True)
+    failed = trials.loc[(trials["status"] != "FINISHED") & ~trials["trial_key"].isin(set(done["trial_key"])),
+                        ["run_id", "trial_key", "status"]].reset_index(drop=True)
     if done.empty:
         raise NothingInMLflowError(f"experiment {experiment!r} in {tracking_uri} has no finished trial runs "
-                          f"({len(failed)} unfinished); run the study first (python -m xfer.run STUDY.yaml).")
+                                   f"({len(failed)} unfinished); run the study first (python -m xfer.run STUDY.yaml).")
     histories = load_histories(client, list(done["run_id"]))
     classes = classes_from_artifact(client, done["run_id"].iloc[0]) or classes_of(done)
-    return StudyRuns(tracking_uri, experiment, experiment_id, done, histories, failed, classes)
+    return StudyRuns(tracking_uri, experiment, experiment_id, done, histories, failed, classes, selection)
 
 
 def download_artifact(client: MlflowClient, run_id: str, path: str, dst: Path) -> Path | None:

@@ -127,7 +127,7 @@ def write_report(a: Analysis, folder: Path) -> Path:
         leaderboard_section(t, a.verdicts, a.confusion, a.study.classes, folder),  # the answer first
         design_lines(a),
         html.paragraph(f"Experiment {s.experiment!r} at {s.tracking_uri}; {len(t)} finished trials, "
-                       f"{len(s.failed)} not finished. Inits: {', '.join(sorted(t['init'].unique()))}; models: "
+                       f"{len(s.failed)} not finished{f' ({s.selection})' if s.selection else ''}. Inits: {', '.join(sorted(t['init'].unique()))}; models: "
                        f"{', '.join(sorted(t['model'].unique()))}; n per class: "
                        f"{', '.join(sorted(t['n_per_class'].unique(), key=n_order))}; seeds: "
                        f"{', '.join(map(str, sorted(t['seed'].unique())))}. Built "
