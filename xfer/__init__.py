@@ -13,7 +13,7 @@ def run_study(path: Union[str, Path], resume: bool = False, report: bool = True,
     from xfer.run import run_study as run
 
     summary = run(Path(path), resume, report, Path(recipes) if recipes else None)
-    return load_study_runs(summary["tracking_uri"], summary["experiment"]).trials
+    return load_study_runs(summary["tracking_uri"], summary["experiment"], summary["study_run_id"]).trials
 
 
 __all__ = ["run_study"]
