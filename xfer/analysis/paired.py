@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from xfer.analysis.delong import auc_influence
+from xfer.analysis.pooled import pool_runs, pooled_auc_influence
 from xfer.analysis.stats import ImageCell
 from xfer.config import positive_index
 
@@ -58,30 +58,24 @@ class ImageScores:
     predictions: dict[str, pd.DataFrame]  # run_id → eval/test_predictions.csv (index, patient_id, label, prob_*)
     positive: int  # column of the positive class (binary AUC); macro one-vs-rest above two classes
     images: pd.DataFrame = field(init=False)  # index image id (sorted); patient, label
-    _arrays: dict = field(init=False, default_factory=dict)  # run_id → (image positions, labels, probs)
     _arms: dict = field(init=False, default_factory=dict)
 
     def __post_init__(self):
         rows = pd.concat([p[["index", "patient_id", "label"]] for p in self.predictions.values()])
         self.images = (rows.drop_duplicates("index").set_index("index")
                        .rename(columns={"patient_id": "patient"}).sort_index())
-        ids = self.images.index.to_numpy()
-        for run_id, p in self.predictions.items():
-            probs = p[[c for c in p.columns if c.startswith("prob_")]].to_numpy(dtype=float)
-            self._arrays[run_id] = (np.searchsorted(ids, p["index"].to_numpy()), p["label"].to_numpy(), probs)
 
     def arm(self, run_ids: Sequence[str]) -> tuple[float, np.ndarray] | None:
         """AUC and influence (aligned to `images`, 0 where unscored) of the pooled predictions of these runs;
         None if any run has no predictions."""
         key = tuple(sorted(run_ids))
         if key not in self._arms:
-            if not all(r in self._arrays for r in key):
+            if not all(r in self.predictions for r in key):
                 return None
-            parts = [self._arrays[r] for r in key]
-            where, labels, probs = (np.concatenate(x) for x in zip(*parts))
-            auc, influence = auc_influence(labels, probs, self.positive)
+            pooled = pool_runs(self.predictions, key)
+            auc, influence = pooled_auc_influence(pooled, self.positive)
             full = np.zeros(len(self.images))
-            full[where] = influence
+            full[np.searchsorted(self.images.index.to_numpy(), pooled["index"].to_numpy())] = influence
             self._arms[key] = (auc, full)
         return self._arms[key]
 
