@@ -1,9 +1,11 @@
 """The leaderboard: test AUC with a CI per init × model × n, Δ vs random, saturated validation, swept values."""
 import numpy as np
 import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
 
-from xfer.analysis.leaderboard import (leaderboard, leaderboard_lines, leaderboard_metrics, leaderboard_section,
-                                       swept_columns, t_interval)
+from xfer.analysis.leaderboard import (arm_table, leaderboard, leaderboard_lines, leaderboard_metrics,
+                                       leaderboard_section, swept_columns, t_interval)
 
 
 def trials(sweep: bool = False) -> pd.DataFrame:
@@ -48,3 +50,59 @@ def test_report_section_flags_saturated_validation_and_compares_swept_values():
     section = leaderboard_section(trials(sweep=True), [])
     assert "Answer: test AUC per strategy" in section and "best validation AUC ≥" in section
     assert "Swept train settings" in section and "13 images" in section
+
+
+def test_the_baseline_is_the_registry_s_untrained_strategy_whatever_its_label():
+    frame = trials().replace({"init": {"random": "from_scratch"}})
+    board = leaderboard(frame)
+    assert set(board.loc[board["init"] == "from_scratch", "verdict"]) == {"baseline"}
+    assert (board.loc[board["init"] == "imagenet", "diff_vs_random"].round(1) == 0.1).all()
+
+
+def test_each_external_set_shows_its_auc_or_else_the_sensitivity_it_can_measure():
+    frame = trials().assign(**{"external/site_b/auc": 0.8, "external/site_b/sensitivity": 0.7,
+                               "external/covid_only/sensitivity": 0.9})
+    board = leaderboard(frame)
+    assert {c for c in board.columns if c.startswith("external/")} == {"external/site_b/auc",
+                                                                       "external/covid_only/sensitivity"}
+    assert all("site_b AUC 0.800" in line and "covid_only sensitivity 0.900" in line
+               for line in leaderboard_lines(board))
+    assert any(name.endswith("external/covid_only/sensitivity") for name in leaderboard_metrics(board))
+    assert "external: covid_only sensitivity" in leaderboard_section(frame, [])
+
+
+def cross_validated(seeds=3, repeats=2, folds=3, images=30):
+    """Fold runs of two inits whose test folds partition `images` labelled images in every repeat."""
+    rng = np.random.default_rng(1)
+    labels = np.arange(images) % 2
+    rows, predictions = [], {}
+    for init, strategy, separation in (("random", "random", 0.5), ("imagenet", "imagenet", 1.5)):
+        for seed in range(seeds):
+            for repeat in range(repeats):
+                order = rng.permutation(images)
+                for fold in range(folds):
+                    run_id = f"{init}-{seed}-{repeat}-{fold}"
+                    index = np.sort(order[fold::folds])
+                    p = 1 / (1 + np.exp(-(separation * labels[index] + rng.normal(0, 1, len(index)))))
+                    predictions[run_id] = pd.DataFrame({"index": index, "patient_id": index, "label": labels[index],
+                                                        "prob_normal": 1 - p, "prob_covid": p})
+                    rows.append({"run_id": run_id, "init": init, "strategy": strategy, "model": "cbr_tiny",
+                                 "n_per_class": "all", "seed": seed, "repeat": repeat, "fold": fold,
+                                 "test_auc": roc_auc_score(labels[index], p), "best_val_auc": 0.9,
+                                 "param.n_test": str(len(index))})
+    return pd.DataFrame(rows), predictions
+
+
+def test_cross_validated_leaderboard_has_one_pooled_auc_per_seed_and_repeat():
+    frame, predictions = cross_validated()
+    arms, how = arm_table(frame, ["init", "model", "n_per_class"], predictions)
+    assert len(arms) == 2 * 3 * 2 and how == "pooled out-of-fold predictions"
+    for arm in arms.itertuples():
+        runs = frame[(frame["init"] == arm.init) & (frame["seed"] == arm.seed) & (frame["repeat"] == arm.repeat)]
+        pooled = pd.concat([predictions[r] for r in runs["run_id"]])
+        assert arm.test_auc == pytest.approx(roc_auc_score(pooled["label"], pooled["prob_covid"]))
+    board = leaderboard(frame, predictions=predictions)
+    assert set(board["runs"]) == {6} and set(board["trials"]) == {18} and set(board["n_test"]) == {30}
+    imagenet = arms[arms["init"] == "imagenet"]["test_auc"]
+    assert board.loc[board["init"] == "imagenet", "test_auc"].item() == pytest.approx(imagenet.mean())
+    assert "pooled out-of-fold predictions" in leaderboard_section(frame, [], predictions=predictions)

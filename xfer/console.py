@@ -94,5 +94,5 @@ class TrialProgress(tune.Callback):
 
 def closing_lines(board_lines: list[str], report: Optional[str], ui_command: str) -> list[str]:
     """The run's last lines: the leaderboard, where the report is, and how to browse the runs."""
-    return ["leaderboard (test AUC, mean [95% CI] over runs: seeds × folds):", *(f"  {line}" for line in board_lines),
+    return ["leaderboard (test AUC, mean [95% CI] over arms: seeds × repeats, folds pooled; external sets after Δ):", *(f"  {line}" for line in board_lines),
             f"report: {report}" if report else "report: not built (--no-report)", f"browse runs: {ui_command}"]

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from xfer import track
 from xfer.analysis.collect import (NothingInMLflowError, StudyRuns, confusion_matrices, load_study_runs,
-                                  read_csv_artifact, read_json_artifact)
+                                  read_json_artifact, test_predictions)
 from xfer.analysis.convergence import convergence_epochs
 from xfer.analysis.document import Analysis, write_report
 from xfer.analysis.ensembles import ensemble_table
@@ -88,13 +88,12 @@ def analyse(study: StudyRuns, run_id: str, cfg: AnalysisConfig, out_dir: Optiona
     images, shortcut = probe_inputs(client, run_id, cfg, out_dir, notes)
     probes = probe_trials(trials, study.tracking_uri, images, cfg.bootstrap_seed) if images is not None else None
     cka = probes.cka if probes is not None else pd.DataFrame(columns=CKA_COLUMNS)
-    predictions = {r: p for r in trials["run_id"]
-                   if (p := read_csv_artifact(client, r, track.PREDICTIONS_ARTIFACT)) is not None}
+    predictions = test_predictions(client, list(trials["run_id"]))
     ensembles = ensemble_table(trials, predictions, study.classes, logged_positive_index(trials, study.classes))
     return Analysis(study, trials, evaluate_hypotheses(trials, cka, cfg, predictions, study.histories,
                                                      probes.cka_floor if probes is not None else None), ensembles,
                     confusion_matrices(client, list(trials["run_id"])), probes, images, shortcut, notes,
-                    cfg.equivalence_margin)
+                    cfg.equivalence_margin, predictions=predictions)
 
 
 def settings_for(client: MlflowClient, run_id: str, given: Optional[AnalysisConfig]) -> AnalysisConfig:

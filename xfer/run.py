@@ -149,14 +149,17 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
 
 def close_study(uri: str, experiment: str, parent: str, out: Path, summary: dict) -> None:
     """Print the leaderboard, the report path and the `xfer ui` command; put the leaderboard on the study run."""
-    from xfer.analysis.collect import NothingInMLflowError, load_study_runs
+    from xfer.analysis.collect import NothingInMLflowError, load_study_runs, test_predictions
     from xfer.analysis.leaderboard import leaderboard, leaderboard_lines, leaderboard_metrics
 
     try:
-        board = leaderboard(load_study_runs(uri, experiment, parent).trials)
+        trials = load_study_runs(uri, experiment, parent).trials
     except NothingInMLflowError as e:  # no finished trial
         console.say(str(e))
         return
+    # cross-validated: an arm's AUC is that of its folds' pooled out-of-fold predictions
+    predictions = test_predictions(track.client(uri), list(trials["run_id"])) if "fold" in trials else None
+    board = leaderboard(trials, predictions=predictions)
     board.to_csv(out / "leaderboard.csv", index=False)
     track.log_metrics(uri, parent, leaderboard_metrics(board), 0)
     track.log_file(uri, parent, out / "leaderboard.csv", "leaderboard.csv")

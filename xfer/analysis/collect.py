@@ -16,7 +16,7 @@ from xfer import track
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per artifact floods the log
 TRIAL_TAGS = ("init", "strategy", "model", "n_per_class", "seed", "dataset", track.TRIAL_KEY_TAG)
-FOLD_TAGS = ("fold", "repeat")  # data.split.folds: the test fold and the K-fold repeat (xfer.analysis.pooled)
+FOLD_TAGS = ("fold", "repeat")  # data.split.folds: the test fold and the K-fold repeat (pooled per arm: xfer.analysis.pooled)
 HISTORY_METRICS = ("val_auc", "val_loss", "train_loss")
 
 
@@ -172,6 +172,11 @@ def read_csv_artifact(client: MlflowClient, run_id: str, path: str) -> pd.DataFr
     with tempfile.TemporaryDirectory() as tmp:
         local = download_artifact(client, run_id, path, Path(tmp))
         return pd.read_csv(local) if local else None
+
+
+def test_predictions(client: MlflowClient, run_ids: list[str]) -> dict[str, pd.DataFrame]:
+    """run_id → its eval/test_predictions.csv, for the runs that logged one."""
+    return {r: p for r in run_ids if (p := read_csv_artifact(client, r, track.PREDICTIONS_ARTIFACT)) is not None}
 
 
 def classes_from_artifact(client: MlflowClient, run_id: str) -> tuple[str, ...]:

@@ -34,6 +34,7 @@ class Analysis:
     notes: dict[str, str] = field(default_factory=dict)
     margin: float = 0.05  # AnalysisConfig.equivalence_margin
     alpha: float = 0.05  # AnalysisConfig.alpha: the report's family-wise error rate
+    predictions: dict[str, pd.DataFrame] = field(default_factory=dict)  # run_id → its test predictions
 
 
 def auc_summary(trials: pd.DataFrame) -> pd.DataFrame:
@@ -124,7 +125,7 @@ def write_report(a: Analysis, folder: Path) -> Path:
     why = a.notes.get("probes", "no trained-model probes were run")
     verdicts = tables["verdicts"].drop(columns=["claim"], errors="ignore")
     body = [
-        leaderboard_section(t, a.verdicts, a.confusion, a.study.classes, folder),  # the answer first
+        leaderboard_section(t, a.verdicts, a.confusion, a.study.classes, folder, a.predictions),  # the answer first
         design_lines(a),
         html.paragraph(f"Experiment {s.experiment!r} at {s.tracking_uri}; {len(t)} finished trials, "
                        f"{len(s.failed)} not finished{f' ({s.selection})' if s.selection else ''}. Inits: {', '.join(sorted(t['init'].unique()))}; models: "

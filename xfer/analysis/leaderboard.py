@@ -7,10 +7,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from xfer.analysis.collect import n_order, sort_by_n
+from xfer.analysis.collect import FOLD_TAGS, n_order, sort_by_n
+from xfer.analysis.paired import positive_class
+from xfer.analysis.pooled import arm_aucs
 from xfer.analysis.stats import holm
+from xfer.inits import strategy_info
 
-BASELINE_STRATEGY = "random"
 SATURATED_VAL_AUC = 0.999  # a best validation AUC this high cannot rank checkpoints: early stopping picks at random
 GROUP = ("init", "model", "n_per_class")
 
@@ -36,40 +38,80 @@ def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, f
     return mean, mean - half, mean + half, float(2 * scipy_stats.t.sf(abs(mean / se), len(values) - 1))
 
 
-def external_auc_column(trials: pd.DataFrame) -> str | None:
-    """The external-validation AUC metric when the study logged one (external_auc / external_test_auc)."""
-    return next((c for c in ("external_auc", "external_test_auc") if c in trials.columns), None)
+def is_baseline(strategy: str) -> bool:
+    """The strategy the others are compared with: the registry's untrained init (not pretrained, default weights)."""
+    info = strategy_info(strategy)
+    return not info.pretrained and info.weights == "default"
 
 
-def paired_differences(trials: pd.DataFrame, keys: list[str]) -> pd.Series:
-    """Per trial, test AUC minus the random-init trial of the same model, n, seed (fold) and swept values."""
-    match = [k for k in keys if k != "init"] + [c for c in ("seed", "fold", "repeat", "param.fold", "param.repeat")
-                                                 if c in trials.columns]
-    base = trials[trials["strategy"] == BASELINE_STRATEGY].groupby(match)["test_auc"].mean()
-    joined = trials.join(base.rename("baseline_auc"), on=match)
+def external_columns(trials: pd.DataFrame) -> list[str]:
+    """Per external set (`external/<name>/…`, xfer.external), the metric it measures: its AUC where logged (a
+    two-class set), else its sensitivity and/or specificity (a one-class set measures only one of them)."""
+    names = sorted({c.split("/")[1] for c in trials.columns if c.startswith("external/") and c.count("/") == 2})
+    out = []
+    for name in names:
+        logged = [f"external/{name}/{m}" for m in ("auc", "sensitivity", "specificity")
+                  if f"external/{name}/{m}" in trials and trials[f"external/{name}/{m}"].notna().any()]
+        out += logged[:1] if logged and logged[0].endswith("/auc") else logged
+    return out
+
+
+def arm_table(trials: pd.DataFrame, keys: list[str], predictions: dict | None = None) -> tuple[pd.DataFrame, str]:
+    """One row per arm (keys × seed × repeat) and how its test AUC was made: with cross-validation the AUC of its
+    folds' pooled out-of-fold predictions (each image once; the mean of fold AUCs where predictions are missing),
+    without it the trial itself. Metrics other than test AUC are means over the arm's folds."""
+    if "fold" not in trials:
+        return trials.assign(_trials=1, _saturated=trials["best_val_auc"] >= SATURATED_VAL_AUC), "one run per arm"
+    arm = [*keys, "seed", *[k for k in FOLD_TAGS if k != "fold" and k in trials]]
+    external = external_columns(trials)
+    n_test = pd.to_numeric(trials.get("param.n_test", pd.Series(np.nan, index=trials.index)), errors="coerce")
+    arms = (trials.assign(_n_test=n_test, _saturated=trials["best_val_auc"] >= SATURATED_VAL_AUC)
+            .groupby(arm, dropna=False)
+            .agg(strategy=("strategy", "first"), test_auc=("test_auc", "mean"), best_val_auc=("best_val_auc", "mean"),
+                 _saturated=("_saturated", "sum"), _trials=("run_id", "size"), _n_test=("_n_test", lambda n: n.sum(min_count=1)),
+                 **{c: (c, "mean") for c in external}).reset_index())
+    arms["param.n_test"] = arms.pop("_n_test")
+    pooled = arm_aucs(trials, predictions or {}, positive_class(trials, classes_of(predictions or {})), arm)
+    arms["test_auc"] = arms.join(pooled.rename("_pooled"), on=arm)["_pooled"].fillna(arms["test_auc"])
+    how = ("pooled out-of-fold predictions" if pooled.notna().all() else
+           "pooled out-of-fold predictions where logged, else the mean of its fold AUCs")
+    return arms, how
+
+
+def classes_of(predictions: dict) -> tuple[str, ...]:
+    first = next(iter(predictions.values()), pd.DataFrame())
+    return tuple(c[len("prob_"):] for c in first.columns if c.startswith("prob_"))
+
+
+def paired_differences(arms: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """Per arm, test AUC minus the baseline-init arm of the same model, n, seed (repeat) and swept values."""
+    match = [k for k in keys if k != "init"] + [c for c in ("seed", "fold", "repeat") if c in arms.columns]
+    baseline = arms["strategy"].map(is_baseline)
+    base = arms[baseline].groupby(match, dropna=False)["test_auc"].mean()
+    joined = arms.join(base.rename("baseline_auc"), on=match)
     return joined["test_auc"] - joined["baseline_auc"]
 
 
-def leaderboard(trials: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """One row per init × model × n (× swept values): test AUC mean and CI over seeds, Δ vs random with a
-    Holm-adjusted verdict, best validation AUC (and whether it saturated), external AUC, test-set size."""
+def leaderboard(trials: pd.DataFrame, level: float = 0.95, predictions: dict | None = None) -> pd.DataFrame:
+    """One row per init × model × n (× swept values): test AUC mean and CI over arms (seeds × repeats; a
+    cross-validated arm is its pooled folds), Δ vs the untrained baseline with a Holm-adjusted verdict, best
+    validation AUC (and how many trials saturated it), each external set's metric, test-set size."""
     keys = [*GROUP, *swept_columns(trials)]
-    trials = trials.assign(_diff=paired_differences(trials, keys))
-    external = external_auc_column(trials)
+    arms, how = arm_table(trials, keys, predictions)
+    arms = arms.assign(_diff=paired_differences(arms, keys))
     rows = []
-    for values, g in trials.groupby(keys, dropna=False):
+    for values, g in arms.groupby(keys, dropna=False):
         mean, low, high, _ = t_interval(g["test_auc"])
         low, high = max(low, 0.0), min(high, 1.0)  # an AUC interval past [0, 1] says: too few runs
-        diff, diff_low, diff_high, p = t_interval(g["_diff"]) if g["strategy"].iloc[0] != BASELINE_STRATEGY \
+        diff, diff_low, diff_high, p = t_interval(g["_diff"]) if not is_baseline(g["strategy"].iloc[0]) \
             else (np.nan,) * 4
-        row = dict(zip(keys, values), runs=len(g), test_auc=mean, ci_low=low, ci_high=high,
-                   diff_vs_random=diff, diff_ci_low=diff_low, diff_ci_high=diff_high, p=p,
+        row = dict(zip(keys, values), runs=len(g), trials=int(g["_trials"].sum()), test_auc=mean, ci_low=low,
+                   ci_high=high, diff_vs_random=diff, diff_ci_low=diff_low, diff_ci_high=diff_high, p=p,
                    best_val_auc=g["best_val_auc"].mean(),
-                   saturated_val=int((g["best_val_auc"] >= SATURATED_VAL_AUC).sum()),
+                   saturated_val=int(g["_saturated"].sum()),
                    n_test=int(pd.to_numeric(g.get("param.n_test"), errors="coerce").max())
-                   if "param.n_test" in g else np.nan)
-        if external:
-            row["external_auc"] = g[external].mean()
+                   if "param.n_test" in g else np.nan, arm=how)
+        row.update({c: g[c].mean() for c in external_columns(arms)})
         rows.append(row)
     board = pd.DataFrame(rows)
     tested = board["p"].notna()
@@ -79,6 +121,12 @@ def leaderboard(trials: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     board["verdict"] = [verdict(d, p) for d, p in zip(board["diff_vs_random"], board["p_holm"])]
     board = board.rename(columns={c: c[len("param."):] for c in keys if c.startswith("param.")})
     return sort_by_n(board, ("model", "init", *[c[len("param."):] for c in keys[3:]]))
+
+
+def external_label(column: str) -> str:
+    """'external/hannover/sensitivity' → 'hannover sensitivity' ('AUC' for auc)."""
+    _, name, metric = column.split("/")
+    return f"{name} {'AUC' if metric == 'auc' else metric}"
 
 
 def verdict(diff: float, p_adjusted: float, alpha: float = 0.05) -> str:
@@ -93,6 +141,7 @@ def verdict(diff: float, p_adjusted: float, alpha: float = 0.05) -> str:
 def leaderboard_lines(board: pd.DataFrame) -> list[str]:
     """The leaderboard as aligned console lines, best test AUC first within each model and n."""
     extra = [c for c in board.columns if c.startswith("train.")]
+    external_sets = [c for c in board.columns if c.startswith("external/")]
     lines = []
     for _, r in board.iterrows():
         what = " ".join([f"{r['init']:<20}", f"{r['model']:<12}", f"n={r['n_per_class']:<5}",
@@ -100,7 +149,8 @@ def leaderboard_lines(board: pd.DataFrame) -> list[str]:
         ci = f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]" if not np.isnan(r["ci_low"]) else "[–]"
         diff = (f"Δ vs random {r['diff_vs_random']:+.3f} ({r['verdict']})"
                 if not np.isnan(r["diff_vs_random"]) else f"({r['verdict']})")
-        lines.append(f"{what}  test AUC {r['test_auc']:.3f} {ci}  {diff}  runs={r['runs']}")
+        external = "".join(f"  {external_label(c)} {r[c]:.3f}" for c in external_sets if not np.isnan(r[c]))
+        lines.append(f"{what}  test AUC {r['test_auc']:.3f} {ci}  {diff}{external}  runs={r['runs']}")
     return lines
 
 
@@ -111,7 +161,8 @@ def leaderboard_metrics(board: pd.DataFrame) -> dict[str, float]:
     for _, r in board.iterrows():
         name = "/".join(["leaderboard", str(r["init"]), str(r["model"]), f"n_{r['n_per_class']}",
                          *[f"{c}_{r[c]}" for c in extra]])
-        for column in ("test_auc", "ci_low", "ci_high", "diff_vs_random"):
+        for column in ("test_auc", "ci_low", "ci_high", "diff_vs_random",
+                       *[c for c in board.columns if c.startswith("external/")]):
             if not np.isnan(r[column]):
                 out[f"{name}/{column}"] = float(r[column])
     return out
@@ -120,7 +171,7 @@ def leaderboard_metrics(board: pd.DataFrame) -> dict[str, float]:
 def with_report_verdicts(board: pd.DataFrame, verdicts: list) -> pd.DataFrame:
     """Where the report's H1 comparisons (image-level paired inference, Holm over the whole report) cover a row's
     init at its n, use their Δ, CI, adjusted verdict and minimum detectable effect instead of the seed t interval."""
-    board = board.assign(mde=np.nan, inference="t over runs (seeds × folds), Holm over this table")
+    board = board.assign(mde=np.nan, inference="t over arms (seeds × repeats), Holm over this table")
     for v in verdicts:
         if v.hypothesis != "H1" or "n=" not in v.comparison or not np.isfinite(v.effect.estimate):
             continue
@@ -146,10 +197,10 @@ def display_table(board: pd.DataFrame) -> pd.DataFrame:
     out["verdict (adjusted)"] = board["verdict"]
     if "mde" in board and board["mde"].notna().any():
         out["mde"] = board["mde"]
-    if "external_auc" in board:
-        out["external AUC"] = board["external_auc"]
+    for column in (c for c in board.columns if c.startswith("external/")):
+        out[f"external: {external_label(column)}"] = board[column]
     out["best val AUC"] = board["best_val_auc"]
-    out["val saturated"] = [f"{k}/{n}" if k else "" for k, n in zip(board["saturated_val"], board["runs"])]
+    out["val saturated"] = [f"{k}/{n}" if k else "" for k, n in zip(board["saturated_val"], board["trials"])]
     out["test images"] = board["n_test"]
     return out
 
@@ -179,21 +230,28 @@ def summed_confusion(trials: pd.DataFrame, confusion: dict) -> dict[str, np.ndar
 
 
 def leaderboard_section(trials: pd.DataFrame, verdicts: list, confusion: dict | None = None,
-                        classes: tuple[str, ...] = (), folder: Path | None = None) -> str:
+                        classes: tuple[str, ...] = (), folder: Path | None = None,
+                        predictions: dict | None = None) -> str:
     """The report's first section: the answer per strategy × model × n, with the caveats that qualify it, and
     the confusion matrices behind it (written into `folder/figures`)."""
     from xfer.analysis import figures, html
 
-    board = with_report_verdicts(leaderboard(trials), verdicts)
+    board = with_report_verdicts(leaderboard(trials, predictions=predictions), verdicts)
     n_test = board["n_test"].max()
     saturated = int((trials["best_val_auc"] >= SATURATED_VAL_AUC).sum())
+    folds = "fold" in trials
+    arm = (f"an arm is one seed × repeat, its test AUC that of its folds' {board['arm'].iloc[0]} (every image "
+           "tested once)" if folds else "an arm is one seed's run")
+    external = [external_label(c) for c in board.columns if c.startswith("external/")]
     parts = [html.paragraph(
-        f"Test AUC per init × model × n per class: mean over runs (seeds, folds) with a 95% t interval; Δ vs random is "
-        f"the paired difference to the random-init run of the same model, n, seed and fold. Verdicts are Holm-adjusted: "
-        f"a row that is one of the hypotheses' H1 comparisons below takes that comparison's Δ, interval and verdict "
-        f"(paired test images, adjusted over the whole report); other rows a paired t over runs, adjusted over this "
-        f"table. Test set: {int(n_test) if n_test == n_test else 'unknown'} images per run"
-        f"{' (each run tests one fold; every image is tested once per repeat)' if 'fold' in trials else ', the same for every run'}.")]
+        f"Test AUC per init × model × n per class: mean over arms with a 95% t interval ({arm}); Δ vs random is "
+        f"the paired difference to the untrained-init arm of the same model, n, seed{' and repeat' if folds else ''}. "
+        f"Verdicts are Holm-adjusted: a row that is one of the hypotheses' H1 comparisons below takes that "
+        f"comparison's Δ, interval and verdict (paired test images, adjusted over the whole report); other rows a "
+        f"paired t over arms, adjusted over this table. Test set: {int(n_test) if n_test == n_test else 'unknown'} "
+        f"images per arm{'' if folds else ', the same for every run'}."
+        + (f" External sets, mean over arms ({', '.join(external)}): AUC where a set has both classes, else the "
+           "sensitivity or specificity it can measure, at the trial's own threshold." if external else ""))]
     if saturated:
         parts.append(html.warning(
             f"{saturated} of {len(trials)} trials reached a best validation AUC ≥ {SATURATED_VAL_AUC}: the validation "
