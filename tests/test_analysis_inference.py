@@ -111,3 +111,14 @@ def test_no_effect_over_a_thousand_studies():
 @pytest.mark.slow
 def test_planted_effect_over_five_hundred_studies():
     check_planted_effect(500)
+
+
+def test_a_sweep_study_pairs_trials_within_their_swept_values():
+    rng = np.random.default_rng(3)
+    parts = [simulate(rng, 40, 3, 0.1) for _ in range(2)]
+    trials = pd.concat([t.assign(run_id=t["run_id"] + f"|lr={lr}", **{"param.train.lr": lr})
+                        for (t, _), lr in zip(parts, ("0.001", "0.01"))], ignore_index=True)
+    predictions = {f"{run}|lr={lr}": p for (_, preds), lr in zip(parts, ("0.001", "0.01")) for run, p in preds.items()}
+    table = verdict_table(evaluate_hypotheses(trials, NO_CKA, AnalysisConfig(), predictions))  # never pools two lr runs
+    h1 = table[table["hypothesis"] == "H1"]
+    assert len(h1) == 2 and (h1["test_images"] == 40).all() and h1["estimate"].notna().all()

@@ -8,18 +8,13 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from xfer.analysis.collect import FOLD_TAGS, n_order, sort_by_n
-from xfer.analysis.paired import positive_class
+from xfer.analysis.paired import positive_class, swept_columns
 from xfer.analysis.pooled import arm_aucs
 from xfer.analysis.stats import holm
 from xfer.inits import strategy_info
 
 SATURATED_VAL_AUC = 0.999  # a best validation AUC this high cannot rank checkpoints: early stopping picks at random
 GROUP = ("init", "model", "n_per_class")
-
-
-def swept_columns(trials: pd.DataFrame) -> list[str]:
-    """The `param.train.*` columns whose value differs between trials: the study's sweep axes."""
-    return sorted(c for c in trials.columns if c.startswith("param.train.") and trials[c].nunique(dropna=True) > 1)
 
 
 def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:

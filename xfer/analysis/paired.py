@@ -20,9 +20,15 @@ CLUSTER_KEYS = ("seed", "repeat")  # what is resampled besides test images (thos
 Term = tuple[pd.Series, float]  # (mask over trials, weight)
 
 
+def swept_columns(trials: pd.DataFrame) -> list[str]:
+    """The `param.train.*` columns whose value differs between trials: the study's sweep axes."""
+    return sorted(c for c in trials.columns if c.startswith("param.train.") and trials[c].nunique(dropna=True) > 1)
+
+
 def present(trials: pd.DataFrame, keys: Sequence[str]) -> list[str]:
-    """The keys that are columns of `trials`, in order (repeat and fold exist only in cross-validated studies)."""
-    return [k for k in keys if k in trials]
+    """The keys that are columns of `trials`, in order (repeat and fold exist only in cross-validated studies),
+    then the sweep axes: trials are only ever matched or pooled with trials of the same swept values."""
+    return [k for k in keys if k in trials] + [c for c in swept_columns(trials) if c not in keys]
 
 
 def matched(trials: pd.DataFrame, terms: Sequence[Term], keys: Sequence[str]) -> list[tuple[dict, list[list[str]]]]:
