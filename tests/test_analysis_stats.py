@@ -160,3 +160,14 @@ def test_ensembles_score_members_and_combinations_on_the_same_images():
     np.testing.assert_allclose(val_weights(np.array([0.4, 0.5])), [0.5, 0.5])  # nobody beats chance
     with pytest.raises(ValueError, match="different test images"):
         aligned_probabilities([preds[0], predictions([0.1] * 4, labels, index=[4, 5, 6, 7])], ("normal", "covid"))
+
+
+def test_a_detected_effect_is_decided_even_when_the_mde_exceeds_the_margin():
+    clear = t_effect(0.14, 0.025, 7, clusters=8, pairs=8, images=624, patients=624)
+    p, _ = decision_p(clear, "greater", 0)
+    mde = minimum_detectable_effect(clear, 0.05, 0.8)
+    assert mde > 0.05 and p < 0.05
+    assert decide(clear, "greater", 0, p, mde, 0.05)[0] == "supported"
+    against = t_effect(-0.14, 0.025, 7, clusters=8, pairs=8, images=624, patients=624)
+    p, _ = decision_p(against, "greater", 0)
+    assert decide(against, "greater", 0, p, mde, 0.05)[0] == "not supported"

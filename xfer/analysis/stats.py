@@ -162,9 +162,10 @@ def decide(effect: Effect, claim: Claim, margin: float, p_adjusted: float, mde: 
            alpha: float = 0.05, min_clusters: int = MIN_CLUSTERS, power: float = 0.8) -> tuple[str, str]:
     """(verdict, reason): supported / not supported / inconclusive / underpowered.
 
-    Too few seed/repeat clusters → inconclusive; a minimum detectable effect (at `power`, the power it was computed
-    for) above `power_margin` → underpowered;
-    else the adjusted p of the decision the CI points to: below α decides, otherwise inconclusive."""
+    Too few seed/repeat clusters → inconclusive; else the adjusted p of the decision the CI points to: below α
+    decides (supported / not supported — a detected effect needs no power argument). A result that decides nothing
+    is underpowered when the minimum detectable effect (at `power`) exceeds `power_margin` (a miss says little),
+    else inconclusive (an effect as large as the margin would likely have been seen)."""
     unit = effect.unit
     if effect.clusters < min_clusters:
         return "inconclusive", (f"too few seeds: {effect.clusters} seed/repeat cluster(s), need at least "
@@ -172,12 +173,12 @@ def decide(effect: Effect, claim: Claim, margin: float, p_adjusted: float, mde: 
     ci = f"{effect.level:.0%} CI [{effect.ci_low:.3g}, {effect.ci_high:.3g}] {unit}"
     sample = (f"{effect.images} test images of {effect.patients} patients × {effect.clusters} seeds"
               if effect.images else f"{effect.clusters} seeds, {effect.pairs} pairs")
-    if not mde <= power_margin:
-        return "underpowered", (f"minimum detectable effect {mde:.3g} {unit} ({power:.0%} power) > margin {power_margin:g} "
-                                f"with {sample}; {ci}")
     _, supports = decision_p(effect, claim, margin)
     adjusted = f"Holm-adjusted p = {p_adjusted:.3g}"
     if not p_adjusted < alpha:
+        if not mde <= power_margin:
+            return "underpowered", (f"minimum detectable effect {mde:.3g} {unit} ({power:.0%} power) > margin "
+                                    f"{power_margin:g} with {sample}; {ci}; {adjusted} ≥ {alpha:g}")
         return "inconclusive", f"{ci}; {adjusted} ≥ {alpha:g}"
     target = {"greater": "0", "non_inferior": f"−{margin:g} (non-inferiority margin)",
               "equivalent": f"±{margin:g} (equivalence margin)"}[claim]
