@@ -93,7 +93,7 @@ def analyse(study: StudyRuns, run_id: str, cfg: AnalysisConfig, out_dir: Optiona
     return Analysis(study, trials, evaluate_hypotheses(trials, cka, cfg, predictions, study.histories,
                                                      probes.cka_floor if probes is not None else None), ensembles,
                     confusion_matrices(client, list(trials["run_id"])), probes, images, shortcut, notes,
-                    cfg.equivalence_margin, predictions=predictions)
+                    cfg.equivalence_margin, cfg.alpha, predictions=predictions, power=cfg.power)
 
 
 def settings_for(client: MlflowClient, run_id: str, given: Optional[AnalysisConfig]) -> AnalysisConfig:

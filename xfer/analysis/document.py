@@ -34,6 +34,7 @@ class Analysis:
     notes: dict[str, str] = field(default_factory=dict)
     margin: float = 0.05  # AnalysisConfig.equivalence_margin
     alpha: float = 0.05  # AnalysisConfig.alpha: the report's family-wise error rate
+    power: float = 0.8  # AnalysisConfig.power: the power each minimum detectable effect is computed for
     predictions: dict[str, pd.DataFrame] = field(default_factory=dict)  # run_id → its test predictions
 
 
@@ -105,8 +106,9 @@ def design_lines(a: Analysis) -> str:
     seeds = f"{size['seeds']} seed{'' if size['seeds'] == 1 else 's'}"
     return html.paragraph(f"{test}; {seeds} (× repeats) per comparison at most. The hypotheses below make "
                           f"{len(a.verdicts)} comparisons, {ADJUSTMENT}-adjusted at family-wise α = {a.alpha:g}: {tally}. Each states "
-                          f"its minimum detectable effect (mde, 80% power); above its margin the verdict is "
-                          f"'underpowered'.")
+                          f"its minimum detectable effect (mde, {a.power:.0%} power); a comparison the Holm-adjusted test does not "
+                          f"decide is 'underpowered' when its mde is above the margin (a miss says little), else "
+                          f"'inconclusive'.")
 
 
 def write_report(a: Analysis, folder: Path) -> Path:
@@ -143,7 +145,7 @@ def write_report(a: Analysis, folder: Path) -> Path:
                                     "that never reach it are censored as slowest) and feature reuse (Δ debiased "
                                     "CKA, pretrained − random init) use t intervals over seeds. Verdicts use "
                                     f"{ADJUSTMENT}-adjusted p-values over all {len(a.verdicts)} comparisons; the "
-                                    "mde column is the minimum detectable effect at 80% power. Margins: "
+                                    f"mde column is the minimum detectable effect at {a.power:.0%} power. Margins: "
                                     f"±{a.margin} AUC for 'comparable' and 'not worse' and for power. Inits "
                                     "with identical initial weights are not compared."),
                      "".join(f"<p><b>{h}</b>: {escape(c)}</p>" for h, c in CLAIMS.items()),
