@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from typing import Optional
 
 # Worker lines reach this console without Ray's "(_stage_task pid=…)" prefix, so a stage's epoch lines read like the
@@ -28,6 +29,33 @@ def quiet_tune() -> None:
         os.environ.setdefault(name, value)
     for name in ("ray.tune", "ray.train", "ray._private.worker"):  # "Started a local Ray", "Wrote … result files"
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def one_line_warnings() -> None:
+    """xfer's own warnings (skipped files, overlaps, stages at chance) print as one '[xfer] warning:' line, without
+    the source line Python adds; other libraries' warnings are left as they are."""
+    shown = warnings.showwarning
+    if getattr(shown, "xfer_one_line", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__module__.startswith("xfer."):
+            print(f"[xfer] warning: {message}", flush=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    show.xfer_one_line = True
+    warnings.showwarning = show
+
+
+def quiet_trial_worker() -> None:
+    """In a trial's worker: no Ray Train line per checkpoint, no repeat of the skipped-files warning (the driver
+    reported it, with its listing, before trials started), xfer's other warnings on one line."""
+    from xfer.data.records import SkippedImagesWarning
+
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # "Checkpoint successfully created at: …"
+    warnings.simplefilter("ignore", SkippedImagesWarning)
+    one_line_warnings()
 
 
 def say(text: str) -> None:

@@ -74,6 +74,7 @@ def run_study(path: Path, resume: bool = False, report: bool = True, recipes: Op
 
     Holds the study's lock throughout; an interruption (SIGINT/SIGTERM) marks the study run and the trials in
     flight KILLED, writes the summary and raises StudyInterrupted."""
+    console.one_line_warnings()
     study = checked_study(path)
     with study_lock(study.output_path, study.name), _sigterm_interrupts():
         return _run_locked(path, study, resume, report, recipes, report_partial)

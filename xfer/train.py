@@ -69,7 +69,8 @@ def predict_probs(model: nn.Module, images: np.ndarray, normalization: str, devi
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
-        x = _to_input(torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])), normalization, device)
+        batch = np.array(images[start:start + batch_size])  # a writable copy: the image cache is mapped read-only
+        x = _to_input(torch.from_numpy(batch), normalization, device)
         with _autocast(device):
             logits = model(x)
         out.append((torch.sigmoid(logits.float()) if multi_label else torch.softmax(logits.float(), 1)).cpu().numpy())
