@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from xfer.config import ConfigError, DataConfig, InitConfig, StageConfig, StudyConfig, resolve_path
+from xfer.config import ConfigError, DataConfig, DatasetConfig, InitConfig, StageConfig, StudyConfig, resolve_path
 from xfer.checks import data_problems, stage_source_problems, study_problems, train_problems
 from xfer.convert import to_dataclass
 from xfer.data import DATASETS
@@ -19,6 +19,15 @@ from xfer.source import parse_source
 from xfer.sweep import sweep_problems
 
 
+def check_layout_and_root(at: str, ds: DatasetConfig, base_dir: Path, problems: list[str]) -> None:
+    """A dataset's layout is registered and its folder exists (else the fetch hint)."""
+    if ds.layout not in DATASETS:
+        problems.append(f"{at}.layout: unknown dataset layout {ds.layout!r}; known: {DATASETS.known()}")
+    root = resolve_path(ds.root, base_dir)
+    if not root.exists():
+        problems.append(f"{at}.root: {missing_dataset_message(ds.root, root)}")
+
+
 def check_names(path: str, models: tuple[str, ...], inits: tuple[InitConfig, ...],
                  data: DataConfig, base_dir: Path, problems: list[str]) -> None:
     """Check registry names, classes and paths; append problems with field paths."""
@@ -27,14 +36,10 @@ def check_names(path: str, models: tuple[str, ...], inits: tuple[InitConfig, ...
         at = f"data.datasets[{i}]"
         if ds is None or ds.root is None:
             continue
-        if ds.layout not in DATASETS:
-            problems.append(f"{at}.layout: unknown dataset layout {ds.layout!r}; known: {DATASETS.known()}")
+        check_layout_and_root(at, ds, base_dir, problems)
         if ds.layout == "torchxrayvision" and ds.xrv_class not in IMAGE_COLUMNS:
             problems.append(f"{at}.xrv_class: {ds.xrv_class!r} is not a supported torchxrayvision dataset; "
                             f"supported: {', '.join(IMAGE_COLUMNS)}")
-        root = resolve_path(ds.root, base_dir)
-        if not root.exists():
-            problems.append(f"{at}.root: {missing_dataset_message(ds.root, root)}")
         unknown = sorted(set((ds.label_map or {}).values()) - set(classes))
         if unknown:
             problems.append(f"{at}.label_map: maps to {unknown}, which are not in data.classes {list(classes)}")
@@ -42,13 +47,8 @@ def check_names(path: str, models: tuple[str, ...], inits: tuple[InitConfig, ...
             problems.append(f"{at}.label: {ds.label!r} is not in data.classes {list(classes)} "
                             "(nor mapped to one by label_map)")
     for i, ds in enumerate(data.exclude_overlap_with or ()):
-        at = f"data.exclude_overlap_with[{i}]"
-        if ds is None or ds.root is None:
-            continue
-        if ds.layout not in DATASETS:
-            problems.append(f"{at}.layout: unknown dataset layout {ds.layout!r}; known: {DATASETS.known()}")
-        if not resolve_path(ds.root, base_dir).exists():
-            problems.append(f"{at}.root: {missing_dataset_message(ds.root, resolve_path(ds.root, base_dir))}")
+        if ds is not None and ds.root is not None:
+            check_layout_and_root(f"data.exclude_overlap_with[{i}]", ds, base_dir, problems)
     if len(classes) < 2:
         problems.append("data.classes: need at least two classes")
     if data.multi_label and any(ds is not None and ds.layout != "torchxrayvision" for ds in data.datasets or ()):
