@@ -32,15 +32,19 @@ def quiet_tune() -> None:
 
 
 def one_line_warnings() -> None:
-    """xfer's own warnings (skipped files, overlaps, stages at chance) print as one '[xfer] warning:' line, without
-    the source line Python adds; other libraries' warnings are left as they are."""
+    """xfer's own warnings (skipped files, overlaps, stages at chance) print as one '[xfer] warning:' line, once per
+    process and without the source line Python adds; other libraries' warnings are left as they are."""
     shown = warnings.showwarning
     if getattr(shown, "xfer_one_line", False):
         return
 
+    printed: set[str] = set()
+
     def show(message, category, filename, lineno, file=None, line=None):
         if category.__module__.startswith("xfer."):
-            print(f"[xfer] warning: {message}", flush=True)
+            if str(message) not in printed:  # e.g. an external set's overlap, found again by every trial
+                printed.add(str(message))
+                print(f"[xfer] warning: {message}", flush=True)
         else:
             shown(message, category, filename, lineno, file, line)
 
@@ -50,7 +54,7 @@ def one_line_warnings() -> None:
 
 def quiet_trial_worker() -> None:
     """In a trial's worker: no Ray Train line per checkpoint, no repeat of the skipped-files warning (the driver
-    reported it, with its listing, before trials started), xfer's other warnings on one line."""
+    reported it, with its listing, before trials started), xfer's other warnings on one line, once per worker."""
     from xfer.data.records import SkippedImagesWarning
 
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # "Checkpoint successfully created at: …"
