@@ -137,7 +137,7 @@ def test_study_runs_on_a_separately_started_ray_head(tmp_path):
                              capture_output=True, text=True, timeout=900)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-6000:]
-    assert f"Connecting to existing Ray cluster at address: {env['RAY_ADDRESS']}" in output
+    assert f"[xfer] joined the Ray cluster at {env['RAY_ADDRESS']}" in output
     runs = trial_runs(uri, "smoke")
     finished = [r.data.tags["xfer.trial_key"] for r in runs if r.info.status == "FINISHED"]
     assert sorted(finished) == sorted(expected_trial_keys(study)), "one FINISHED run per trial"

@@ -101,11 +101,14 @@ def test_report_has_every_figure_and_table(report):
         assert f"figures/{name}.png" in report.read_text()
     verdicts = pd.read_csv(report.parent / "tables" / "verdicts.csv")
     assert set(verdicts["hypothesis"]) == {f"H{i}" for i in range(1, 7)}
-    assert set(verdicts["verdict"]) <= {"supported", "not supported", "inconclusive"}
+    assert set(verdicts["verdict"]) <= {"supported", "not supported", "inconclusive", "underpowered",
+                                        "same weights — not compared"}
     h6 = verdicts[verdicts["hypothesis"] == "H6"]
-    assert len(h6) == 3 and (h6["n_pairs"] == 6).all()  # CKA measured for every trial
+    # one pretrained init: Δ CKA of the lower blocks and Δ(lower) − Δ(upper), each over 2 n × 3 seeds
+    assert len(h6) == 2 and (h6["pairs"] == 6).all() and (h6["seeds"] == 3).all()  # CKA measured for every trial
     cka = pd.read_csv(report.parent / "tables" / "cka.csv")
-    assert cka["cka"].between(0, 1 + 1e-9).all() and (cka["cka"] < 0.999).any()  # fine-tuning changed something
+    # debiased CKA (unbiased HSIC) is not bounded below by 0 on few images; it stays finite and at most 1
+    assert cka["cka"].between(-1, 1 + 1e-6).all() and (cka["cka"] < 0.999).any()  # fine-tuning changed something
     ensembles = pd.read_csv(report.parent / "tables" / "ensembles.csv")
     assert {"ensemble: average", "ensemble: val-weighted"} <= set(ensembles["member"])
     cost = pd.read_csv(report.parent / "tables" / "model_cost.csv")

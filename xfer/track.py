@@ -167,7 +167,8 @@ def finishing(uri: str, run_id: str) -> Iterator[None]:
         yield
     except BaseException as error:
         c.log_text(run_id, "".join(traceback.format_exception(error)), ERROR_ARTIFACT)
-        c.set_terminated(run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        # SystemExit: Ray's SIGTERM handler in a worker that Tune stops on an interrupt — killed, not failed
+        c.set_terminated(run_id, "KILLED" if isinstance(error, (KeyboardInterrupt, SystemExit)) else "FAILED")
         raise
     c.set_terminated(run_id, "FINISHED")
 

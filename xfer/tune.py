@@ -15,7 +15,7 @@ from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from xfer.config import InitConfig, StudyConfig
-from xfer.console import TrialProgress, quiet_trial_worker
+from xfer.console import TrialProgress, quiet_trial_worker, say
 from xfer.paths import CorruptCacheWarning, inside, make_owned_dir, remove_owned_dir
 from xfer.sweep import apply_sweep
 from xfer.trial import TrialSpec, run_trial
@@ -30,6 +30,7 @@ def connect(address: Optional[str]) -> None:
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=True)
+        say(f"joined the Ray cluster at {address}")
     else:
         logging.getLogger(RAY_AUTH_LOGGER).addFilter(_not_token_auth_notice)
         ray.init(**LOCAL_RAY)
