@@ -19,9 +19,10 @@ from xfer.analysis.document import Analysis, write_report
 from xfer.analysis.ensembles import ensemble_table
 from xfer.analysis.hypotheses import evaluate_hypotheses
 from xfer.analysis.images import AnalysisImages, log_analysis_images, read_analysis_images, select_analysis_images
+from xfer.analysis.paired import positive_class
 from xfer.analysis.probes import CKA_COLUMNS, probe_trials
 from xfer.analysis.shortcut import ShortcutResult, shortcut_probe
-from xfer.config import AnalysisConfig, absolutize, positive_index
+from xfer.config import AnalysisConfig, absolutize
 from xfer.load import load_study
 
 
@@ -74,12 +75,6 @@ def probe_inputs(client: MlflowClient, run_id: str, cfg: AnalysisConfig, out_dir
     return images, shortcut
 
 
-def logged_positive_index(trials: pd.DataFrame, classes: tuple[str, ...]) -> int:
-    """The study's positive class as its trials logged it (param data.positive_class), else the last class."""
-    named = trials.get("param.data.positive_class", pd.Series(dtype=str)).dropna()
-    return positive_index(classes, named.iloc[0] if len(named) else None)
-
-
 def analyse(study: StudyRuns, run_id: str, cfg: AnalysisConfig, out_dir: Optional[Path] = None) -> Analysis:
     """Everything the report needs, from MLflow (plus the study's data the first time)."""
     client = track.client(study.tracking_uri)
@@ -89,7 +84,7 @@ def analyse(study: StudyRuns, run_id: str, cfg: AnalysisConfig, out_dir: Optiona
     probes = probe_trials(trials, study.tracking_uri, images, cfg.bootstrap_seed) if images is not None else None
     cka = probes.cka if probes is not None else pd.DataFrame(columns=CKA_COLUMNS)
     predictions = test_predictions(client, list(trials["run_id"]))
-    ensembles = ensemble_table(trials, predictions, study.classes, logged_positive_index(trials, study.classes))
+    ensembles = ensemble_table(trials, predictions, study.classes, positive_class(trials, study.classes))
     return Analysis(study, trials, evaluate_hypotheses(trials, cka, cfg, predictions, study.histories,
                                                      probes.cka_floor if probes is not None else None), ensembles,
                     confusion_matrices(client, list(trials["run_id"])), probes, images, shortcut, notes,
