@@ -16,7 +16,8 @@ from xfer.analysis.images import model_input
 from xfer.analysis.saliency import grad_cam, last_conv_block
 from xfer.analysis.shortcut import shortcut_probe
 from xfer.checkpoint import CheckpointMeta, load_trial, save_checkpoint
-from xfer.config import AnalysisConfig, TrainConfig, absolutize
+from xfer.config import AnalysisConfig, TrainConfig
+from xfer.data.root import absolutize
 from xfer.data.images import read_image_resized
 from xfer.data.prepare import prepare_data
 from xfer.load import parse_study

@@ -11,7 +11,8 @@ from typing import Optional
 
 import torch
 
-from xfer.config import StudyConfig, absolutize
+from xfer.config import StudyConfig
+from xfer.data.root import absolutize
 
 EVAL_COST = 1 / 3  # an image scored (validation, test) costs about a third of one trained (forward only)
 # measured in bench/RESULTS.md (overhead section, idle machine): Tune + MLflow add ~5 s per trial (now ~8 s with

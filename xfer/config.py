@@ -201,19 +201,6 @@ class StageConfig:
 # ---------------------------------------------------------------- helpers
 
 
-def resolve_path(p: str, base_dir: Path) -> Path:
-    """Paths in a config are relative to the working directory if they exist there, else to the file;
-    a dataset folder is looked up in the data root by name (first when XFER_DATA is set, else last)."""
-    from xfer.data.root import chosen_dataset_folder, dataset_folder  # lazy: xfer.data imports this module
-    path = Path(p).expanduser()
-    if chosen := chosen_dataset_folder(path):
-        return chosen
-    if path.is_absolute() or path.exists():
-        return path
-    beside = base_dir / path
-    return beside if beside.exists() else dataset_folder(path)
-
-
 def positive_index(classes: tuple[str, ...], positive_class: Optional[str]) -> int:
     """Index of the positive class (sensitivity, specificity, binary AUC): `positive_class`, else the last."""
     return classes.index(positive_class) if positive_class in classes else len(classes) - 1
@@ -238,13 +225,3 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
         return out
     out[prefix.rstrip(".")] = obj
     return out
-
-
-def absolutize(data: DataConfig, base_dir: Path) -> DataConfig:
-    """Make dataset roots and the cache folder absolute, so Ray workers in other folders find them."""
-    def absolute(datasets: tuple[DatasetConfig, ...]) -> tuple[DatasetConfig, ...]:
-        return tuple(dataclasses.replace(d, root=str(resolve_path(d.root, base_dir).resolve())) for d in datasets)
-
-    return dataclasses.replace(data, datasets=absolute(data.datasets), cache_dir=str(Path(data.cache_dir).resolve()),
-                               exclude_overlap_with=absolute(data.exclude_overlap_with),
-                               external=absolute(data.external))

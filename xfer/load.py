@@ -5,7 +5,8 @@ from pathlib import Path
 
 import yaml
 
-from xfer.config import ConfigError, DataConfig, DatasetConfig, InitConfig, StageConfig, StudyConfig, resolve_path
+from xfer.config import ConfigError, DataConfig, DatasetConfig, InitConfig, StageConfig, StudyConfig
+from xfer.data.root import resolve_path
 from xfer.checks import data_problems, stage_source_problems, study_problems, train_problems
 from xfer.convert import to_dataclass
 from xfer.data import DATASETS

@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from xfer.config import InitConfig, StudyConfig, resolve_path, set_values
+from xfer.config import InitConfig, StudyConfig, set_values
+from xfer.data.root import resolve_path
 from xfer.source import parse_source
 
 # trial axes are in the trial key and the source is hashed below; the rest does not change a result

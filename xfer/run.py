@@ -15,7 +15,8 @@ from mlflow.exceptions import MlflowException
 
 from xfer import console, track
 from xfer.data.records import LISTINGS_ENV
-from xfer.config import ConfigError, StudyConfig, absolutize
+from xfer.config import ConfigError, StudyConfig
+from xfer.data.root import absolutize
 from xfer.load import is_stage_file, load_stage, load_study
 from xfer.lock import StudyLockedError, study_lock
 from xfer.paths import UnsafePathError

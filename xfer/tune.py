@@ -16,6 +16,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from xfer.config import InitConfig, StudyConfig
 from xfer.console import TrialProgress, quiet_trial_worker, say
+from xfer.data.records import SkippedImagesWarning
 from xfer.paths import CorruptCacheWarning, inside, make_owned_dir, remove_owned_dir
 from xfer.sweep import apply_sweep
 from xfer.trial import TrialSpec, run_trial
@@ -71,7 +72,7 @@ def _trainable(config: dict, study: StudyConfig, inits: dict, uri: str, experime
                parent_run_id: Optional[str], checkpoint_every: int) -> None:
     """Tune function trainable: one trial, reporting every epoch and checkpointing for resume."""
     _ignore_exit_in_finalizers()
-    quiet_trial_worker()
+    quiet_trial_worker(SkippedImagesWarning)
     torch.set_num_threads(max(int(study.resources.cpu), 1))
     spec = trial_spec(config, inits)
     study = apply_sweep(study, spec.sweep)
