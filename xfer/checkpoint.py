@@ -90,15 +90,15 @@ def read_trial_checkpoint(run_id_or_path: str, tracking_uri: Optional[str]) -> C
     """A checkpoint file, or an MLflow run's checkpoint artifact (downloaded to a temp dir)."""
     if Path(run_id_or_path).exists():
         return read_checkpoint(Path(run_id_or_path))
-    from xfer import track  # MLflow costs seconds to import; a checkpoint file needs none of it
+    from xfer import record, track  # MLflow costs seconds to import; a checkpoint file needs none of it
 
     client = track.client(track.resolve_tracking_uri(tracking_uri))
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            path = client.download_artifacts(run_id_or_path, track.CHECKPOINT_ARTIFACT, tmp)
+            path = client.download_artifacts(run_id_or_path, record.CHECKPOINT_ARTIFACT, tmp)
         except Exception as e:  # noqa: BLE001 - MLflow raises several types for a missing run/artifact
             raise FileNotFoundError(f"{run_id_or_path!r} is neither a checkpoint file nor an MLflow run with "
-                                    f"artifact {track.CHECKPOINT_ARTIFACT} in {client.tracking_uri}: {e}") from None
+                                    f"artifact {record.CHECKPOINT_ARTIFACT} in {client.tracking_uri}: {e}") from None
         return read_checkpoint(Path(path))
 
 

@@ -10,7 +10,7 @@ from typing import Any, Optional, Union
 import numpy as np
 import pandas as pd
 
-from xfer import track
+from xfer import record, track
 from xfer.checkpoint import save_checkpoint
 from xfer.config import InitConfig, StudyConfig, flatten
 from xfer.data.prepare import PreparedData, prepare_data, prepare_external
@@ -18,6 +18,7 @@ from xfer.data.splits import nested_subsets
 from xfer.metrics import per_class_report
 from xfer.external import score_external
 from xfer.pipeline import Tested, train_and_test
+from xfer.record import TrialTags
 from xfer.reuse import reuse_key
 from xfer.train import EpochHook, FitData
 
@@ -43,12 +44,11 @@ class TrialSpec:
         swept = "".join(f"|{name}={value}" for name, value in self.sweep)
         return f"{self.init.name}|{self.model}|n={self.n_per_class}|seed={self.seed}{folds}{swept}"
 
-    def tags(self, study: str, dataset: str) -> dict[str, str]:
-        return {track.KIND_TAG: track.TRIAL, track.STUDY_TAG: study, track.TRIAL_KEY_TAG: self.key,
-                "init": self.init.name, "strategy": self.init.strategy, "model": self.model,
-                "n_per_class": str(self.n_per_class), "seed": str(self.seed), "dataset": dataset,
-                **{name: str(value) for name, value in self.folds.items()},
-                **{name: str(value) for name, value in self.sweep}}
+    def tags(self, study: str, dataset: str) -> TrialTags:
+        return TrialTags(study=study, key=self.key, init=self.init.name, strategy=self.init.strategy,
+                         model=self.model, n_per_class=str(self.n_per_class), seed=self.seed, dataset=dataset,
+                         fold=self.fold, repeat=self.repeat if self.fold is not None else None,
+                         sweep=tuple((name, str(value)) for name, value in self.sweep))
 
 
 def finished_metrics(uri: str, experiment_id: str, key: str, fingerprint: str) -> Optional[dict]:
@@ -84,17 +84,16 @@ def _log_test_artifacts(uri: str, run_id: str, prepared: PreparedData, data: Fit
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         checkpoint = save_checkpoint(tmp / "best.pt", tested.fit.best_state, tested.meta)
-        track.log_file(uri, run_id, checkpoint, track.CHECKPOINT_ARTIFACT)
+        track.log_file(uri, run_id, checkpoint, record.CHECKPOINT_ARTIFACT)
         files = [prepared.records[i].path for i in tested.test_idx]
-        pd.DataFrame({"index": tested.test_idx, "file": files, "patient_id": prepared.patient_ids[tested.test_idx],
-                      "label": prepared.labels[tested.test_idx],
-                      **{f"prob_{c}": tested.probs[:, k] for k, c in enumerate(prepared.classes)}}
-                     ).to_csv(tmp / "test_predictions.csv", index=False, float_format="%.9g")  # exact float32: no ties
+        record.write_predictions(record.predictions_table(
+            {"index": tested.test_idx, "file": files, "patient_id": prepared.patient_ids[tested.test_idx],
+             "label": prepared.labels[tested.test_idx]}, tested.probs, prepared.classes), tmp / "test_predictions.csv")
         (tmp / "confusion_matrix.json").write_text(json.dumps({"classes": list(prepared.classes), "matrix": matrix}))
         confusion_matrix_figure(np.array(matrix), prepared.classes, tmp / "confusion_matrix.png", key)
-        track.log_file(uri, run_id, tmp / "test_predictions.csv", track.PREDICTIONS_ARTIFACT)
-        track.log_file(uri, run_id, tmp / "confusion_matrix.json", track.CONFUSION_ARTIFACT)
-        track.log_file(uri, run_id, tmp / "confusion_matrix.png", track.CONFUSION_FIGURE_ARTIFACT)
+        track.log_file(uri, run_id, tmp / "test_predictions.csv", record.PREDICTIONS_ARTIFACT)
+        track.log_file(uri, run_id, tmp / "confusion_matrix.json", record.CONFUSION_ARTIFACT)
+        track.log_file(uri, run_id, tmp / "confusion_matrix.png", record.CONFUSION_FIGURE_ARTIFACT)
         log_trial_model(uri, run_id, checkpoint, files, prepared.classes,
                         split_listings(prepared, data, tested.test_idx))
 
@@ -116,7 +115,7 @@ def run_trial(study: StudyConfig, spec: TrialSpec, uri: str, experiment_id: str,
     if done is not None:
         return done
     dataset = "+".join(d.name for d in study.data.datasets)
-    tags = dict(spec.tags(study.name, dataset), **{track.STUDY_HASH_TAG: fingerprint})
+    tags = dict(spec.tags(study.name, dataset).to_mlflow(), **{track.STUDY_HASH_TAG: fingerprint})
     if parent_run_id:
         tags[track.PARENT_TAG] = parent_run_id
     run_id = track.open_run(uri, experiment_id, spec.key, tags, (track.TRIAL_KEY_TAG, track.STUDY_HASH_TAG))
