@@ -25,7 +25,8 @@ from xfer.explain import main as explain_main
 from xfer.models import build_model
 from xfer.report import build_report, main as report_main
 from xfer.train import FitData, fit
-from xfer.trial import TrialSpec, run_trial
+from xfer.plan import TrialSpec
+from xfer.trial import run_trial
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]

@@ -64,7 +64,7 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
     from xfer.preflight import study_preflight
     from xfer.source import parse_source
     from xfer.stages import cached_checkpoint, plan_stage, recipe_dirs
-    from xfer.tune import trial_count
+    from xfer.plan import trial_count
 
     study = load_study(path)
     study = dataclasses.replace(study, data=absolutize(study.data, path.parent))

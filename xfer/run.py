@@ -83,8 +83,9 @@ def run_study(path: Path, resume: bool = False, report: bool = True, recipes: Op
 
 def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, recipes: Optional[Path],
                 report_partial: bool) -> dict:
+    from xfer.plan import evaluation_phase
     from xfer.stages import recipe_dirs, resolve_init_sources
-    from xfer.tune import connect, run_grid, trial_count
+    from xfer.tune import connect, run_phase
 
     began = time.perf_counter()
     uri, experiment = track.tracking_for(study.tracking, study.name)
@@ -96,7 +97,8 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
         track.client(uri).set_experiment_tag(experiment_id, track.NOTE_TAG, study.description)
     parent = track.study_run_id(uri, experiment_id, study.name, reuse=resume)
     track.log_params(uri, parent, {"study_file": str(path)})
-    summary = {"status": "failed", "trials": trial_count(study), "experiment": experiment, "tracking_uri": uri,
+    phase = evaluation_phase(study)
+    summary = {"status": "failed", "trials": phase.trials, "experiment": experiment, "tracking_uri": uri,
                "study_run_id": parent}
     console.say(f"study {study.name}: {summary['trials']} trials; MLflow experiment {experiment!r} in {uri}")
     results, error = None, None
@@ -107,7 +109,7 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
                                      Path(study.data.cache_dir), uri,
                                      track.ensure_experiment(uri, track.STAGE_EXPERIMENT),
                                      study.resources.cpu, study.resources.gpu)
-        results = run_grid(study, inits, uri, experiment_id, parent, resume)
+        results = run_phase(study, phase, inits, uri, experiment_id, parent, resume)
     except BaseException as e:  # noqa: BLE001 - every way out leaves the runs terminated and a summary
         error = e
     summary.update(trial_outcomes(uri, experiment_id, parent, results, summary["trials"]))

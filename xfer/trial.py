@@ -3,52 +3,25 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+import warnings
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional
 
 import numpy as np
 import pandas as pd
 
 from xfer import record, track
 from xfer.checkpoint import save_checkpoint
-from xfer.config import InitConfig, StudyConfig, flatten
+from xfer.config import StudyConfig, flatten
 from xfer.data.prepare import PreparedData, prepare_data, prepare_external
 from xfer.data.splits import nested_subsets
 from xfer.metrics import per_class_report
+from xfer.paths import CorruptCacheWarning
 from xfer.external import score_external
 from xfer.pipeline import Tested, train_and_test
-from xfer.record import TrialTags
+from xfer.plan import TrialSpec
 from xfer.reuse import reuse_key
 from xfer.train import EpochHook, FitData
-
-
-@dataclass(frozen=True)
-class TrialSpec:
-    init: InitConfig  # `stage:` sources already resolved to checkpoint files
-    model: str
-    n_per_class: Union[int, str]
-    seed: int
-    sweep: tuple[tuple[str, Any], ...] = ()  # swept `train.*` values: (("train.lr", 0.01), ...)
-    fold: Optional[int] = None  # cross-validated studies (data.split.folds): the test fold
-    repeat: int = 0  # and the K-fold repeat it belongs to
-
-    @property
-    def folds(self) -> dict[str, int]:
-        """{"fold", "repeat"} of a cross-validated trial; empty for the fixed split."""
-        return {} if self.fold is None else {"fold": self.fold, "repeat": self.repeat}
-
-    @property
-    def key(self) -> str:
-        folds = "".join(f"|{name}={value}" for name, value in self.folds.items())
-        swept = "".join(f"|{name}={value}" for name, value in self.sweep)
-        return f"{self.init.name}|{self.model}|n={self.n_per_class}|seed={self.seed}{folds}{swept}"
-
-    def tags(self, study: str, dataset: str) -> TrialTags:
-        return TrialTags(study=study, key=self.key, init=self.init.name, strategy=self.init.strategy,
-                         model=self.model, n_per_class=str(self.n_per_class), seed=self.seed, dataset=dataset,
-                         fold=self.fold, repeat=self.repeat if self.fold is not None else None,
-                         sweep=tuple((name, str(value)) for name, value in self.sweep))
 
 
 def finished_metrics(uri: str, experiment_id: str, key: str, fingerprint: str) -> Optional[dict]:
@@ -98,6 +71,20 @@ def _log_test_artifacts(uri: str, run_id: str, prepared: PreparedData, data: Fit
                         split_listings(prepared, data, tested.test_idx))
 
 
+def keyed_resume(resume: Optional[dict], on_epoch: Optional[EpochHook], key: str,
+                 fingerprint: str) -> tuple[Optional[dict], Optional[EpochHook]]:
+    """A saved state is used only by the trial that saved it, with the settings it saved it under (its reuse key);
+    the hook stamps both on every state it saves."""
+    stamp = {"trial_key": key, "reuse_key": fingerprint}
+    if resume is not None and any(resume.get(k) != v for k, v in stamp.items()):
+        warnings.warn(f"trial {key}: its saved state was written under other settings (the study was edited since); "
+                      "it starts afresh from its first epoch", CorruptCacheWarning, stacklevel=2)
+        resume = None
+    if on_epoch is None:
+        return resume, None
+    return resume, lambda epoch, metrics, state: on_epoch(epoch, metrics, lambda: {**state(), **stamp})
+
+
 def run_trial(study: StudyConfig, spec: TrialSpec, uri: str, experiment_id: str,
               parent_run_id: Optional[str] = None, on_epoch: Optional[EpochHook] = None,
               resume: Optional[dict] = None, base_dir: Path = Path(".")) -> dict:
@@ -114,6 +101,7 @@ def run_trial(study: StudyConfig, spec: TrialSpec, uri: str, experiment_id: str,
     done = finished_metrics(uri, experiment_id, spec.key, fingerprint)
     if done is not None:
         return done
+    resume, on_epoch = keyed_resume(resume, on_epoch, spec.key, fingerprint)
     dataset = "+".join(d.name for d in study.data.datasets)
     tags = dict(spec.tags(study.name, dataset).to_mlflow(), **{track.STUDY_HASH_TAG: fingerprint})
     if parent_run_id:
