@@ -167,11 +167,26 @@ class AnalysisConfig:
 
 
 @dataclass(frozen=True)
+class TuningConfig:
+    """A tuning phase before the evaluation: per (init, model, n) cell, Tune searches `space` on validation only,
+    with its own seeds, and the cell's evaluation trials train with the best values found."""
+
+    space: dict[str, Any]  # "train.NAME": [choices] or "loguniform(lo, hi)" / "uniform(lo, hi)" / "randint(lo, hi)"
+    samples: int = 8  # configurations tried per cell (a grid search: every combination once)
+    search: Literal["random", "optuna", "grid"] = "random"
+    scheduler: Literal["asha", "none"] = "asha"  # ASHA stops weak configurations early
+    grace_epochs: int = 2  # ASHA: epochs every configuration trains before it can be stopped
+    seeds: tuple[int, ...] = (100,)  # disjoint from trials.seeds: tuning never reuses an evaluation seed
+    metric: Literal["val_auc"] = "val_auc"  # validation only: the test set is never read while tuning
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     name: str
     data: DataConfig
     trials: TrialsConfig
     train: TrainConfig = TrainConfig()
+    tuning: Optional[TuningConfig] = None
     resources: ResourcesConfig = ResourcesConfig()
     ray: RayConfig = RayConfig()
     tracking: TrackingConfig = TrackingConfig()

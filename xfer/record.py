@@ -20,6 +20,8 @@ STUDY_TAG = "xfer.study"
 TRIAL_KEY_TAG = "xfer.trial_key"
 STUDY_HASH_TAG = "xfer.study_hash"
 PHASE_TAG = "xfer.phase"  # "evaluation" (the verdicts' trials) or "tuning" (recipe search: never in a verdict)
+OUTCOME_TAG = "xfer.outcome"  # "stopped_early": a scheduler (ASHA) stopped the trial; FINISHED, but not a result
+STOPPED_EARLY = "stopped_early"
 TRIAL = "trial"
 EVALUATION, TUNING = "evaluation", "tuning"
 

@@ -16,7 +16,7 @@ from xfer.source import parse_source
 NOT_RESULTS = ("trials.", "ray.", "tracking.", "analysis.", "resources.", "output_dir", "description")
 
 
-def _digest(value: Any) -> str:
+def digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -57,5 +57,5 @@ def reuse_key(study: StudyConfig, init: InitConfig, images: dict[str, Sequence[s
               axes: dict[str, Any]) -> str:
     """Hash of the study's result-changing config, the init's source identity, the trial's axes (model, n,
     seed, fold, repeat) and the image ids of its train subset, validation and test."""
-    return _digest({"config": config_values(study), "source": source_identity(init, base_dir), "axes": axes,
-                    "images": {part: _digest(sorted(ids)) for part, ids in images.items()}})
+    return digest({"config": config_values(study), "source": source_identity(init, base_dir), "axes": axes,
+                    "images": {part: digest(sorted(ids)) for part, ids in images.items()}})

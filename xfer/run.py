@@ -86,6 +86,7 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
     from xfer.plan import evaluation_phase
     from xfer.stages import recipe_dirs, resolve_init_sources
     from xfer.tune import connect, run_phase
+    from xfer.tuning import recipes_to_json, run_tuning
 
     began = time.perf_counter()
     uri, experiment = track.tracking_for(study.tracking, study.name)
@@ -109,6 +110,12 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
                                      Path(study.data.cache_dir), uri,
                                      track.ensure_experiment(uri, track.STAGE_EXPERIMENT),
                                      study.resources.cpu, study.resources.gpu)
+        if study.tuning is not None:
+            tuning_began = time.perf_counter()
+            recipes = run_tuning(study, inits, uri, experiment_id, parent, resume)
+            summary["tuning_seconds"] = round(time.perf_counter() - tuning_began, 1)
+            track.client(uri).log_dict(parent, {"recipes": json.loads(recipes_to_json(recipes))}, "tuning_recipes.json")
+            phase = evaluation_phase(study, recipes)
         results = run_phase(study, phase, inits, uri, experiment_id, parent, resume)
     except BaseException as e:  # noqa: BLE001 - every way out leaves the runs terminated and a summary
         error = e
@@ -117,7 +124,8 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
         with _tracking_may_fail():
             track.client(uri).log_dict(parent, {"run_ids": study_trial_run_ids(uri, experiment_id, parent, results)},
                                        track.STUDY_TRIALS_ARTIFACT)
-    interrupted = isinstance(error, KeyboardInterrupt) or summary["killed"] + summary["never_started"] > 0
+    interrupted = isinstance(error, KeyboardInterrupt) or (
+        error is None and summary["killed"] + summary["never_started"] > 0)
     summary["status"] = "interrupted" if interrupted else "failed" if error or summary["failed"] else "finished"
     if error is not None and not isinstance(error, KeyboardInterrupt):
         summary["error"] = f"{type(error).__name__}: {error}"

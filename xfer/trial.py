@@ -18,8 +18,9 @@ from xfer.data.splits import nested_subsets
 from xfer.metrics import per_class_report
 from xfer.paths import CorruptCacheWarning
 from xfer.external import score_external
-from xfer.pipeline import Tested, train_and_test
+from xfer.pipeline import Tested, fit_summary, train_and_test, train_logged
 from xfer.plan import TrialSpec
+from xfer.record import EVALUATION
 from xfer.reuse import reuse_key
 from xfer.train import EpochHook, FitData
 
@@ -27,7 +28,9 @@ from xfer.train import EpochHook, FitData
 def finished_metrics(uri: str, experiment_id: str, key: str, fingerprint: str) -> Optional[dict]:
     """Final metrics of this trial's finished run, if one exists (resume never re-runs it)."""
     run = track.find_run(uri, experiment_id, {track.TRIAL_KEY_TAG: key, track.STUDY_HASH_TAG: fingerprint})
-    return dict(run.data.metrics, run_id=run.info.run_id) if track.is_finished(run) else None
+    if not track.is_finished(run) or run.data.tags.get(record.OUTCOME_TAG) == record.STOPPED_EARLY:
+        return None  # a trial a scheduler stopped is no result to reuse
+    return dict(run.data.metrics, run_id=run.info.run_id)
 
 
 def trial_data(study: StudyConfig, prepared: PreparedData, spec: TrialSpec) -> FitData:
@@ -89,12 +92,14 @@ def run_trial(study: StudyConfig, spec: TrialSpec, uri: str, experiment_id: str,
               parent_run_id: Optional[str] = None, on_epoch: Optional[EpochHook] = None,
               resume: Optional[dict] = None, base_dir: Path = Path(".")) -> dict:
     """Train and test one trial (and score it on data.external), logging it as one MLflow run; returns the
-    final metrics. A finished run whose reuse key matches is returned instead."""
+    final metrics. A finished run whose reuse key matches is returned instead. A tuning-phase trial trains and
+    validates only: it never reads the test set nor an external set."""
+    evaluating = spec.phase == EVALUATION
     prepared = prepare_data(study.data, base_dir, fold=spec.fold, repeat=spec.repeat)
     data = trial_data(study, prepared, spec)
-    test_idx = np.asarray(prepared.split.test)
-    ids = {part: [prepared.records[i].path for i in idx]
-           for part, idx in (("train", data.train_idx), ("val", data.val_idx), ("test", test_idx))}
+    test_idx = np.asarray(prepared.split.test) if evaluating else np.zeros(0, dtype=int)
+    parts = (("train", data.train_idx), ("val", data.val_idx), ("test", test_idx))
+    ids = {part: [prepared.records[i].path for i in idx] for part, idx in parts if evaluating or part != "test"}
     axes = {"model": spec.model, "n_per_class": spec.n_per_class, "seed": spec.seed, **spec.folds,
             **dict(spec.sweep)}
     fingerprint = reuse_key(study, spec.init, ids, base_dir, axes)
@@ -107,11 +112,19 @@ def run_trial(study: StudyConfig, spec: TrialSpec, uri: str, experiment_id: str,
     if parent_run_id:
         tags[track.PARENT_TAG] = parent_run_id
     run_id = track.open_run(uri, experiment_id, spec.key, tags, (track.TRIAL_KEY_TAG, track.STUDY_HASH_TAG))
+    if on_epoch is not None:  # each epoch's report names its run (a trial a scheduler stops is found by it)
+        report = on_epoch
+        on_epoch = lambda epoch, metrics, state: report(epoch, dict(metrics, run_id=run_id), state)  # noqa: E731
     with track.finishing(uri, run_id):
         params = {k: v for k, v in flatten(study).items() if not k.startswith("trials.")}
         params.update({"init.name": spec.init.name, "init.strategy": spec.init.strategy, "model": spec.model,
                        "n_per_class": spec.n_per_class, "seed": spec.seed, **spec.folds,
                        "n_train": len(data.train_idx), "n_val": len(data.val_idx), "n_test": len(test_idx)})
+        if not evaluating:
+            fitted = train_logged(uri, run_id, spec.model, spec.init, data, study.train, study.data.channels,
+                                  spec.seed, params, on_epoch, resume)[2]
+            track.log_metrics(uri, run_id, fit_summary(fitted), step=0)
+            return dict(fit_summary(fitted), run_id=run_id)
         tested = train_and_test(uri, run_id, spec.model, spec.init, data, test_idx, study.train,
                                 study.data.channels, spec.seed, params, on_epoch, resume)
         prf, matrix = per_class_report(prepared.labels[test_idx], tested.probs, prepared.classes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -83,21 +84,43 @@ def _trainable(config: dict, study: StudyConfig, phase: Phase, inits: dict, uri:
     checkpoint = tune.get_checkpoint()
     resume = load_trial_state(checkpoint) if checkpoint is not None else None
 
+    best: list[float] = []  # best validation AUC so far of each trial the unit has started
+
     def on_epoch(epoch: int, metrics: dict, state) -> None:
+        if math.isfinite(metrics.get("val_auc", math.nan)):
+            best[-1] = max(best[-1], metrics["val_auc"])
+        # what a search and its scheduler compare: the mean over the unit's trials of their best validation AUC
+        metrics = dict(metrics, epoch=epoch, tuning_score=sum(best) / len(best))
         if checkpoint_every and epoch % checkpoint_every == 0:
             with tempfile.TemporaryDirectory() as d:
                 torch.save(state(), Path(d) / STATE_FILE)
-                tune.report(dict(metrics, epoch=epoch), checkpoint=tune.Checkpoint.from_directory(d))
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
         else:
-            tune.report(dict(metrics, epoch=epoch))
+            tune.report(metrics)
 
     finals = []
-    for spec in unit_specs(phase.unit(config["unit"]), config, inits):
+    for spec in unit_specs(unit_of(phase, config), config, inits):
+        best.append(0.5)
         finals.append(run_trial(apply_sweep(study, spec.train_values), spec, uri, experiment_id, parent_run_id,
                                 on_epoch, resume))
         resume = None  # a unit's state is its running trial's: the next trial starts at epoch 1
     tune.report({k: v for k, v in finals[-1].items() if isinstance(v, (int, float))}
-                | {"trial_done": 1, "run_id": finals[-1]["run_id"], "run_ids": ",".join(f["run_id"] for f in finals)})
+                | {"trial_done": 1, "run_id": finals[-1]["run_id"], "run_ids": ",".join(f["run_id"] for f in finals),
+                   "tuning_score": sum(f["best_val_auc"] for f in finals) / len(finals)})
+
+
+def unit_label(unit: Unit, config: dict) -> str:
+    """How the console names a Tune trial: its unit's first trial key, the other seeds, sampled values (3 digits)."""
+    spec = unit.specs[0]
+    more = f" (+ seeds {', '.join(str(s.seed) for s in unit.specs[1:])})" if len(unit.specs) > 1 else ""
+    sampled = "".join(f" {k[len('train.'):]}={v:.3g}" if isinstance(v, float) else f" {k[len('train.'):]}={v}"
+                      for k, v in sorted(config.items()) if k.startswith("train."))
+    return f"{spec.key}{more}{sampled}"
+
+
+def unit_of(phase: Phase, config: dict) -> Unit:
+    """The unit a Tune trial runs: named in its config (a grid over units), or a search phase's only unit."""
+    return phase.unit(config["unit"]) if "unit" in config else phase.units[0]
 
 
 def unit_specs(unit: Unit, config: dict, inits: dict) -> list[TrialSpec]:
@@ -133,6 +156,7 @@ class Search:
     algorithm and a scheduler that may stop a trial early (it then ends STOPPED, neither failed nor re-run)."""
 
     space: dict  # "train.NAME" → a Tune domain (tune.loguniform(...), tune.choice([...]))
+    key: str  # what the search is, as text (the study's tuning block): a resume restores only the same search
     metric: str
     mode: str
     samples: int
@@ -148,7 +172,7 @@ def phase_dir(study: StudyConfig, name: str) -> str:
 def run_phase(study: StudyConfig, phase: Phase, inits: dict[tuple[str, str], InitConfig], uri: str,
               experiment_id: str, parent_run_id: Optional[str], resume: bool, *, name: Optional[str] = None,
               search: Optional[Search] = None, checkpoint_every: int = 5) -> tune.ResultGrid:
-    """Run a phase's units through `Tuner` (each unit once, or `search`'s samples of each); with `resume`, restore
+    """Run a phase's units through `Tuner` (each unit once, or `search`'s samples of its one unit); with `resume`, restore
     the interrupted Tune experiment only when the phase is the one it was running (else start it afresh: a trial
     must never be finished with settings it was not started with)."""
     name = name or study.name
@@ -158,9 +182,8 @@ def run_phase(study: StudyConfig, phase: Phase, inits: dict[tuple[str, str], Ini
                              parent_run_id=parent_run_id, checkpoint_every=checkpoint_every),
         {"cpu": study.resources.cpu, "gpu": study.resources.gpu})
     samples = search.samples if search else 1
-    progress = TrialProgress(phase.trials * samples, lambda config: " ".join(
-        s.key for s in unit_specs(phase.unit(config["unit"]), config, inits)))
-    fingerprint = phase.fingerprint(study) + (repr(sorted(search.space.items())) if search else "")
+    progress = TrialProgress(len(phase.units) * samples, lambda config: unit_label(unit_of(phase, config), config))
+    fingerprint = phase.fingerprint(study) + (search.key if search else "")
     if resume and tune.Tuner.can_restore(path) and _same_phase(study, name, fingerprint):
         print(f"[xfer] resuming Tune experiment {path}", flush=True)
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
@@ -169,15 +192,15 @@ def run_phase(study: StudyConfig, phase: Phase, inits: dict[tuple[str, str], Ini
             remove_owned_dir(inside(Path(storage), name))
             make_owned_dir(Path(path))
         _remember_phase(study, name, fingerprint)
-        space = {"unit": tune.grid_search([u.key for u in phase.units]), **(search.space if search else {})}
+        space = search.space if search else {"unit": tune.grid_search([u.key for u in phase.units])}
         tuner = tune.Tuner(
             trainable, param_space=space,
             tune_config=tune.TuneConfig(
                 max_concurrent_trials=study.ray.max_concurrent, reuse_actors=True, num_samples=samples,
                 metric=search.metric if search else None, mode=search.mode if search else None,
                 search_alg=search.search_alg if search else None, scheduler=search.scheduler if search else None,
-                trial_name_creator=lambda trial: phase.unit(trial.config["unit"]).name + _sample_suffix(trial),
-                trial_dirname_creator=lambda trial: phase.unit(trial.config["unit"]).name + _sample_suffix(trial)),
+                trial_name_creator=lambda trial: unit_of(phase, trial.config).name + _sample_suffix(trial),
+                trial_dirname_creator=lambda trial: unit_of(phase, trial.config).name + _sample_suffix(trial)),
             run_config=tune.RunConfig(name=name, storage_path=storage, verbose=0,
                                       callbacks=[progress, JsonLoggerCallback(), CSVLoggerCallback()],
                                       failure_config=tune.FailureConfig(max_failures=study.ray.max_failures),
