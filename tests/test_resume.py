@@ -142,8 +142,8 @@ def test_failing_trial_is_retried_then_recorded_failed(tmp_path):
 def test_resume_after_a_yaml_edit_never_finishes_a_trial_with_other_settings(tmp_path):
     """Interrupted, then lr changed and a seed added: the resumed study trains every trial at the new lr from its
     first epoch (no restored Tune state from the old lr), runs the added seed, and ends finished."""
-    changes = {"name": "edited", "trials.init": [{"strategy": "random"}], "trials.n_per_class": [4, "all"],
-               "trials.seeds": [0], "train.epochs": EPOCHS, "ray.max_concurrent": 1, "data.split.folds": None}
+    changes = {"name": "edited", "trials.init": [{"strategy": "random"}], "trials.n_per_class": ["all"],
+               "trials.seeds": [0, 1], "train.epochs": EPOCHS, "ray.max_concurrent": 1, "data.split.folds": None}
     study = write_study(SMOKE, tmp_path, changes)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with isolated_ray(tmp_path) as env:
@@ -158,7 +158,7 @@ def test_resume_after_a_yaml_edit_never_finishes_a_trial_with_other_settings(tmp
             kill_session(first.pid)
             first.wait(30)
             log.close()
-        study = write_study(SMOKE, tmp_path, {**changes, "train.lr": 0.001, "trials.seeds": [0, 1]})
+        study = write_study(SMOKE, tmp_path, {**changes, "train.lr": 0.001, "trials.seeds": [0, 1, 2]})
         resumed = xfer_run([str(study), "--resume"], env)
     output = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, output[-6000:]

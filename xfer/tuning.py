@@ -59,7 +59,7 @@ def tuning_problems(tuning: Optional[TuningConfig], evaluation_seeds: tuple[int,
             low = {"randint": int(domain[1]), "loguniform": domain[1], "uniform": domain[1]}[domain[0]]
             choices[name] = (low,)  # its type is checked like a swept value's
     problems += [p.replace("trials.sweep.", "tuning.space.") for p in sweep_problems(choices)]
-    if tuning.search == "grid" and len(choices) != len(tuning.space or {}):
+    if tuning.search == "grid" and not all(isinstance(v, (list, tuple)) for v in (tuning.space or {}).values()):
         problems.append("tuning.search: grid needs a list of values for every tuning.space entry")
     if tuning.samples is not None and tuning.samples < 1:
         problems.append(f"tuning.samples: must be >= 1, got {tuning.samples}")
