@@ -62,7 +62,6 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
     from xfer.load import load_study
     from xfer.config import ConfigError
     from xfer.preflight import study_preflight
-    from xfer.source import parse_source
     from xfer.stages import cached_checkpoint, plan_stage, recipe_dirs
     from xfer.plan import trial_count
 
@@ -81,7 +80,7 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
     dirs = recipe_dirs(path, recipes)
     stages, stage_images = [], 0.0
     for init in t.init:
-        source = parse_source(init.source)
+        source = init.origin
         for model in t.models if source.kind == "stage" else ():
             job = plan_stage(source.name, model, dirs)
             while job is not None:

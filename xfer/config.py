@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
+from xfer.source import Source, parse_source
+
+DERIVED = "xfer.derived"  # dataclass field metadata: computed from other fields, never logged nor hashed
+
 
 class ConfigError(ValueError):
     """Every problem found in one config file, each with its field path."""
@@ -77,11 +81,15 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class InitConfig:
-    """An initialization strategy and the weights it draws on."""
+    """An initialization strategy and the weights it draws on; `origin` is `source` parsed, once, here."""
 
     strategy: str
     source: Optional[str] = None  # published name, checkpoint file, or stage:NAME
     label: Optional[str] = None  # how reports name it; default: strategy
+    origin: Source = field(init=False, repr=False, compare=False, metadata={DERIVED: True})
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "origin", parse_source(self.source if isinstance(self.source, str) else None))
 
     @property
     def name(self) -> str:
@@ -232,7 +240,8 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     if dataclasses.is_dataclass(obj):
         for f in dataclasses.fields(obj):
-            out.update(flatten(getattr(obj, f.name), f"{prefix}{f.name}."))
+            if not f.metadata.get(DERIVED):
+                out.update(flatten(getattr(obj, f.name), f"{prefix}{f.name}."))
         return out
     if isinstance(obj, tuple) and obj and dataclasses.is_dataclass(obj[0]):
         for i, item in enumerate(obj):

@@ -16,7 +16,6 @@ from xfer.data.xrv_datasets import IMAGE_COLUMNS
 from xfer.inits import INITS
 from xfer.models import is_known_model, known_models
 from xfer.paths import name_problem
-from xfer.source import parse_source
 from xfer.sweep import sweep_problems
 from xfer.tuning import tuning_problems
 
@@ -70,7 +69,7 @@ def check_names(path: str, models: tuple[str, ...], inits: tuple[InitConfig, ...
         at = f"{path}init[{i}]"
         if init.strategy is not None and init.strategy not in INITS:
             problems.append(f"{at}: unknown strategy {init.strategy!r}; known: {INITS.known()}")
-        source = parse_source(init.source if isinstance(init.source, str) else None)
+        source = init.origin
         if source.kind == "file" and not resolve_path(source.name, base_dir).exists():
             problems.append(f"{at}.source: checkpoint file not found: {resolve_path(source.name, base_dir)}")
 
