@@ -64,6 +64,7 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
     from xfer.preflight import study_preflight
     from xfer.stages import cached_checkpoint, plan_stage, recipe_dirs
     from xfer.plan import trial_count
+    from xfer.tuning import cells, samples, tuning_trial_count
 
     study = load_study(path)
     study = dataclasses.replace(study, data=absolutize(study.data, path.parent))
@@ -91,6 +92,10 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
                 stages.append((job.key, f"stage {job.name} ({job.key}): {'cached' if cached else 'to train'}"))
                 job = job.depends_on
     lines += sorted({line for _, line in stages})
+    if study.tuning is not None:
+        lines.append(f"tuning: {tuning_trial_count(study)} trials before the evaluation ({len(cells(study))} cells × "
+                     f"{samples(study.tuning)} configurations × {len(study.tuning.seeds)} tuning seeds; "
+                     f"{study.tuning.search} search, scheduler {study.tuning.scheduler}; validation only)")
     if not measure:
         return lines
     slots = max(1, int((os.cpu_count() or 1) // max(study.resources.cpu, 1)))
@@ -102,9 +107,11 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
         runs = trial_count(study) // len(t.models) // len(t.n_per_class)
         seconds += sum(runs * study.train.epochs * trial_images(study, n, pool) / speed for n in t.n_per_class)
         seconds += stage_images / speed / len(t.models)
+        tuning_runs = tuning_trial_count(study) // len(t.models) // len(t.n_per_class)  # an upper bound: no ASHA stop
+        seconds += sum(tuning_runs * study.train.epochs * trial_images(study, n, pool) / speed for n in t.n_per_class)
         lines.append(f"throughput {model}: {speed:.0f} training images/s at {study.data.image_size} px, "
                      f"batch {study.train.batch_size}, {int(study.resources.cpu)} thread(s)")
-    seconds += trial_count(study) * TRIAL_OVERHEAD_S
+    seconds += (trial_count(study) + tuning_trial_count(study)) * TRIAL_OVERHEAD_S
     lines.append(f"estimated wall time: ~{duration(STUDY_OVERHEAD_S + seconds / slots)} ({slots} trial(s) at once; "
                  f"measured training speed + bench/RESULTS.md overheads; a first run also decodes the images)")
     return lines
