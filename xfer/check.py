@@ -56,6 +56,14 @@ def trial_images(study: StudyConfig, n, pool: Counter) -> float:
     return train + EVAL_COST * total * (split.val_fraction + split.test_fraction / study.train.epochs)
 
 
+def seed_axis(trials) -> str:
+    """'8 seeds', or per n where the study gives each n its own seeds: 'seeds 32/12/6 at n 5/20/80'."""
+    counts = [len(trials.seeds_for(n)) for n in trials.n_per_class]
+    if not isinstance(trials.seeds, dict):
+        return f"{counts[0]} seeds"
+    return f"seeds {'/'.join(map(str, counts))} at n {'/'.join(map(str, trials.n_per_class))}"
+
+
 def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True) -> list[str]:
     """The check's report, line by line; raises ConfigError (every problem) when the study is invalid."""
     from xfer.console import duration
@@ -63,13 +71,13 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
     from xfer.config import ConfigError
     from xfer.preflight import study_preflight
     from xfer.stages import cached_checkpoint, plan_stage, recipe_dirs
-    from xfer.plan import trial_count
+    from xfer.plan import evaluation_specs, trial_count
     from xfer.tuning import cells, samples, tuning_trial_count
 
     study = load_study(path)
     study = dataclasses.replace(study, data=absolutize(study.data, path.parent))
     t = study.trials
-    axes = [f"{len(t.init)} inits", f"{len(t.models)} models", f"{len(t.n_per_class)} sizes", f"{len(t.seeds)} seeds",
+    axes = [f"{len(t.init)} inits", f"{len(t.models)} models", f"{len(t.n_per_class)} sizes", seed_axis(t),
             *(f"{len(v)} {k}" for k, v in t.sweep.items())]
     lines = [f"{path}: valid (data, weights and splits checked); {trial_count(study)} trials ({' × '.join(axes)}), {study.train.epochs} epochs each"]
     problems = study_preflight(study, path.parent)
@@ -104,8 +112,8 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
     for model in t.models:
         speed = images_per_second(model, study.data.channels, len(study.data.classes), study.data.image_size,
                                   study.train.batch_size, int(study.resources.cpu))
-        runs = trial_count(study) // len(t.models) // len(t.n_per_class)
-        seconds += sum(runs * study.train.epochs * trial_images(study, n, pool) / speed for n in t.n_per_class)
+        runs = Counter(spec.n_per_class for spec in evaluation_specs(study) if spec.model == model)
+        seconds += sum(runs[n] * study.train.epochs * trial_images(study, n, pool) / speed for n in t.n_per_class)
         seconds += stage_images / speed / len(t.models)
         tuning_runs = tuning_trial_count(study) // len(t.models) // len(t.n_per_class)  # an upper bound: no ASHA stop
         seconds += sum(tuning_runs * study.train.epochs * trial_images(study, n, pool) / speed for n in t.n_per_class)

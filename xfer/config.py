@@ -133,8 +133,21 @@ class TrialsConfig:
     init: tuple[InitConfig, ...]
     models: tuple[str, ...]
     n_per_class: tuple[Union[int, str], ...] = ("all",)
-    seeds: tuple[int, ...] = (0,)
+    # the same seeds at every n, or per n: {5: 32, 80: 6} (seeds 0…k-1) or {5: [0, 1, 2], 80: [0]}
+    seeds: Union[tuple[int, ...], dict[str, Union[int, tuple[int, ...]]]] = (0,)
     sweep: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # extra grid axes: {"train.lr": [0.01, 0.001]}
+
+    def seeds_for(self, n: Union[int, str]) -> tuple[int, ...]:
+        """The evaluation seeds at training-set size `n`."""
+        if not isinstance(self.seeds, dict):
+            return tuple(self.seeds)
+        given = self.seeds.get(str(n), ())
+        return tuple(range(given)) if isinstance(given, int) else tuple(given)
+
+    @property
+    def all_seeds(self) -> tuple[int, ...]:
+        """Every evaluation seed at any n, once."""
+        return tuple(dict.fromkeys(s for n in self.n_per_class or () for s in self.seeds_for(n)))
 
 
 @dataclass(frozen=True)

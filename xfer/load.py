@@ -112,7 +112,8 @@ def parse_study(raw: dict, source: str = "<study>", base_dir: Path = Path(".")) 
             problems.append("data.multi_label: studies are single-label; multi-label heads are for pretraining stages")
         if t is not None:
             problems += sweep_problems(t.sweep or {})
-            problems += tuning_problems(study.tuning, tuple(t.seeds or ()))
+            problems += seed_problems(t)
+            problems += tuning_problems(study.tuning, t.all_seeds if not seed_problems(t) else ())
         if study.data is not None and t is not None and not problems:
             problems += split_and_external_problems(study.data, tuple(t.n_per_class), base_dir)
     if problems:
@@ -139,6 +140,25 @@ def parse_stage(raw: dict, source: str = "<stage>", base_dir: Path = Path(".")) 
     if problems:
         raise ConfigError(source, list(dict.fromkeys(problems)))
     return stage
+
+
+def seed_problems(trials) -> list[str]:
+    """Seeds per n (`trials.seeds: {5: 32, 80: 6}`): one entry per n of trials.n_per_class, each a count >= 1 or a
+    non-empty list of seeds in [0, 2**32)."""
+    if not isinstance(trials.seeds, dict):
+        return []
+    sizes = {str(n) for n in trials.n_per_class or ()}
+    problems = [f"trials.seeds.{k}: not a size of trials.n_per_class ({', '.join(sorted(sizes))})"
+                for k in trials.seeds if k not in sizes]
+    problems += [f"trials.seeds: no seeds for n = {n}; give every size of trials.n_per_class its seeds"
+                 for n in sorted(sizes - set(trials.seeds))]
+    for k, given in trials.seeds.items():
+        seeds = range(given) if isinstance(given, int) else given
+        if isinstance(given, int) and given < 1 or not seeds:
+            problems.append(f"trials.seeds.{k}: give a count >= 1 or a non-empty list of seeds")
+        elif not all(0 <= s < 2 ** 32 for s in seeds) or len(set(seeds)) != len(seeds):
+            problems.append(f"trials.seeds.{k}: seeds must be distinct integers in [0, 2**32)")
+    return problems
 
 
 def load_study(path: str | Path) -> StudyConfig:
