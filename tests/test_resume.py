@@ -48,13 +48,14 @@ def epochs_logged(uri: str, run: mlflow.entities.Run) -> int:
     return len(mlflow.MlflowClient(uri).get_metric_history(run.info.run_id, "train_loss"))
 
 
-def wait_for_partial_study(uri: str, process: subprocess.Popen, timeout_s: float) -> list[mlflow.entities.Run]:
+def wait_for_partial_study(uri: str, process: subprocess.Popen, timeout_s: float,
+                           experiment: str = "resume") -> list[mlflow.entities.Run]:
     """Poll MLflow until ≥1 trial is FINISHED and another is RUNNING past its first Tune checkpoint (epoch 5)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert process.poll() is None, "the study ended before it could be interrupted"
         with contextlib.suppress(Exception):  # the database may not exist yet
-            runs = trial_runs(uri, "resume")
+            runs = trial_runs(uri, experiment)
             finished = [r for r in runs if r.info.status == "FINISHED"]
             running = [r for r in runs if r.info.status == "RUNNING"]
             if finished and any(epochs_logged(uri, r) >= 6 for r in running):
@@ -151,7 +152,7 @@ def test_resume_after_a_yaml_edit_never_finishes_a_trial_with_other_settings(tmp
         first = subprocess.Popen([sys.executable, "-m", "xfer.run", str(study), "--no-report"], cwd=ROOT, env=env,
                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            wait_for_partial_study(uri, first, timeout_s=600)
+            wait_for_partial_study(uri, first, timeout_s=600, experiment="edited")
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(first.pid, signal.SIGKILL)
