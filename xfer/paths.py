@@ -7,6 +7,8 @@ import time
 import warnings
 from pathlib import Path
 
+from xfer.convert import short
+
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 OWNER_MARKER = ".xfer-owned"  # in every folder xfer may delete: written when xfer creates it
 
@@ -23,7 +25,7 @@ def name_problem(value: object, field: str) -> str | None:
     """Why `value` cannot be a name used in paths (study, stage, label), or None when it can."""
     if isinstance(value, str) and SAFE_NAME.fullmatch(value) and ".." not in value:
         return None
-    return (f"{field}: {value!r} is not a safe name; use letters, digits, '_', '-' and '.' (no '..', no '/', "
+    return (f"{field}: {short(value)} is not a safe name; use letters, digits, '_', '-' and '.' (no '..', no '/', "
             f"at most 100 characters, starting with a letter or digit), e.g. 'init_study'")
 
 

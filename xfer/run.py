@@ -261,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
               f"python -m xfer.run {args.config}", file=sys.stderr)
         return EXIT_SIGINT
     except (ConfigError, UnsafePathError, StudyLockedError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        from xfer.cli import one_line  # `xfer check` and `xfer run` print a config error the same way
+
+        print(f"xfer run: {one_line(e)}", file=sys.stderr)
         return EXIT_CONFIG
     except track.TrackingStoreError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import yaml
 
 MIB = 1024 * 1024
 
@@ -116,9 +115,10 @@ def catalog_entry(name: str) -> DatasetSource:
 
 def datasets_for_study(path: Path, _seen: tuple[str, ...] = ()) -> list[str]:
     """Dataset folder names a study or stage recipe reads, its `stage:NAME` recipes' included."""
+    from xfer.load import read_yaml
     from xfer.stages import find_recipe, recipe_dirs
 
-    raw = yaml.safe_load(Path(path).read_text()) or {}
+    raw = read_yaml(Path(path))
     names = [Path(str(ds.get("root", ""))).name for ds in (raw.get("data") or {}).get("datasets") or []]
     inits = (raw.get("trials") or {}).get("init") or [raw.get("init") or {}]
     for init in inits:
