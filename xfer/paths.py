@@ -29,13 +29,13 @@ def name_problem(value: object, field: str) -> str | None:
             f"at most 100 characters, starting with a letter or digit), e.g. 'init_study'")
 
 
-def inside(root: Path, *parts: str) -> Path:
+def inside(root: Path, *parts: str, fix: str = "rename the study, stage or label to a plain name") -> Path:
     """`root/parts...` resolved; raises UnsafePathError when it leaves `root` (a '..' or a link)."""
     root = Path(root).resolve()
     path = root.joinpath(*parts).resolve()
     if path != root and root not in path.parents:
         raise UnsafePathError(f"{path} is outside {root} (from {'/'.join(parts)!r}); xfer writes only inside "
-                              f"its folders: rename the study, stage or label to a plain name")
+                              f"its folders: {fix}")
     return path
 
 
