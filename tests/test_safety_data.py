@@ -73,3 +73,38 @@ def test_a_fetched_file_later_swapped_for_a_link_is_not_present(xray_repo, tmp_p
     b.symlink_to(outside / "images" / "b.png")
     state = check_dataset(entry, root, deep=True)
     assert state.state == "incomplete" and any("images/b.png: a link to" in p for p in state.problems)
+
+
+def test_an_image_cache_zeroed_in_place_at_the_same_size_is_rebuilt_with_a_warning(tmp_path):
+    from xfer.data import Record, load_image_array
+
+    records = []
+    for i in range(4):
+        Image.new("L", (20, 20), 40 * i + 30).save(tmp_path / f"{i}.png")
+        records.append(Record(str(tmp_path / f"{i}.png"), i % 2, f"p{i}", "tmp"))
+    first = np.array(load_image_array(records, 16, 1, tmp_path / "cache")[0])
+    [npy] = (tmp_path / "cache").glob("*.npy")
+    size = npy.stat().st_size
+    header = size - first.nbytes
+    with open(npy, "r+b") as f:  # the images zeroed, the header (shape, dtype) intact
+        f.seek(header)
+        f.write(bytes(first.nbytes))
+    assert npy.stat().st_size == size and not np.load(npy).any()
+    with pytest.warns(CorruptCacheWarning, match="sha256 differs from the one recorded"):
+        again, kept = load_image_array(records, 16, 1, tmp_path / "cache")
+    np.testing.assert_array_equal(again, first)  # before: blank images, silently
+    assert kept == [0, 1, 2, 3] and list((tmp_path / "cache").glob("*.npy.corrupt-*"))
+
+
+def test_a_corrupt_tune_trial_state_is_kept_for_inspection(tmp_path):
+    from ray import tune
+
+    from xfer.tune import STATE_FILE, load_trial_state
+
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / STATE_FILE).write_bytes(b"PK\x03\x04 truncated")
+    with pytest.warns(CorruptCacheWarning, match="kept a copy as"):
+        assert load_trial_state(tune.Checkpoint.from_directory(str(tmp_path / "checkpoint")),
+                                tmp_path / "out" / "corrupt") is None
+    [kept] = (tmp_path / "out" / "corrupt").iterdir()
+    assert kept.name.startswith(f"{STATE_FILE}.corrupt-") and kept.read_bytes() == b"PK\x03\x04 truncated"

@@ -57,9 +57,20 @@ def remove_owned_dir(path: Path) -> None:
     shutil.rmtree(path)
 
 
+def corrupt_name(path: Path) -> str:
+    """`<name>.corrupt-<time>`: where a corrupt file is kept for inspection."""
+    return f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{time.monotonic_ns() % 10**6}"
+
+
+def keep_copy(path: Path, folder: Path) -> Path:
+    """Copy a corrupt file that xfer does not own (a Tune checkpoint's) into `folder`, kept for inspection."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy2(path, folder / corrupt_name(path)))
+
+
 def move_aside(path: Path, why: str) -> Path:
     """Rename a corrupt cache file or folder to `<name>.corrupt-<time>` (kept for inspection); returns the new path."""
-    target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{time.monotonic_ns() % 10**6}")
+    target = path.with_name(corrupt_name(path))
     path.rename(target)
     warnings.warn(f"{path} is corrupt ({why}); moved it to {target} and rebuilding it", CorruptCacheWarning,
                   stacklevel=2)

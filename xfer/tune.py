@@ -16,11 +16,12 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from xfer.config import InitConfig, StudyConfig
 from xfer.console import TrialProgress, quiet_trial_worker, say
-from xfer.paths import CorruptCacheWarning, inside, make_owned_dir, remove_owned_dir
+from xfer.paths import CorruptCacheWarning, inside, keep_copy, make_owned_dir, remove_owned_dir
 from xfer.sweep import apply_sweep
 from xfer.trial import TrialSpec, run_trial
 
 STATE_FILE = "trial_state.pt"
+CORRUPT_FOLDER = "corrupt"  # in the study's output folder: copies of corrupt Tune trial states, for inspection
 
 
 def connect(address: Optional[str]) -> None:
@@ -78,7 +79,7 @@ def _trainable(config: dict, study: StudyConfig, inits: dict, uri: str, experime
     resume = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
-        resume = load_trial_state(checkpoint)
+        resume = load_trial_state(checkpoint, study.output_path / CORRUPT_FOLDER)
 
     def on_epoch(epoch: int, metrics: dict, state) -> None:
         if checkpoint_every and epoch % checkpoint_every == 0:
@@ -93,15 +94,17 @@ def _trainable(config: dict, study: StudyConfig, inits: dict, uri: str, experime
                 | {"trial_done": 1, "run_id": final["run_id"]})  # run_id: the study run records its trials
 
 
-def load_trial_state(checkpoint: tune.Checkpoint) -> Optional[dict]:
-    """The trial's saved state; a corrupt one is reported by file name and the trial restarts from epoch 1."""
+def load_trial_state(checkpoint: tune.Checkpoint, keep_in: Optional[Path] = None) -> Optional[dict]:
+    """The trial's saved state; a corrupt one is reported by file name (a copy kept in `keep_in` for inspection)
+    and the trial restarts from epoch 1."""
     with checkpoint.as_directory() as d:
         path = Path(d) / STATE_FILE
         try:
             return torch.load(path, weights_only=True)
         except Exception as e:  # noqa: BLE001 - torch raises many types for a truncated file
-            warnings.warn(f"{path} is corrupt ({type(e).__name__}: {e}); this trial restarts from its first epoch",
-                          CorruptCacheWarning, stacklevel=2)
+            kept = f"; kept a copy as {keep_copy(path, keep_in)}" if keep_in is not None and path.is_file() else ""
+            warnings.warn(f"{path} is corrupt ({type(e).__name__}: {e}){kept}; this trial restarts from its first "
+                          f"epoch", CorruptCacheWarning, stacklevel=2)
             return None
 
 
