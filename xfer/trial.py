@@ -119,7 +119,8 @@ def run_trial(study: StudyConfig, spec: TrialSpec, uri: str, experiment_id: str,
     tags = dict(spec.tags(study.name, dataset), **{track.STUDY_HASH_TAG: fingerprint})
     if parent_run_id:
         tags[track.PARENT_TAG] = parent_run_id
-    run_id = track.open_run(uri, experiment_id, spec.key, tags, (track.TRIAL_KEY_TAG, track.STUDY_HASH_TAG))
+    run_id = track.open_run(uri, experiment_id, spec.key, tags, (track.TRIAL_KEY_TAG, track.STUDY_HASH_TAG),
+                            from_start=resume is None)  # a restarted trial logs its epochs into a fresh run
     with track.finishing(uri, run_id):
         params = {k: v for k, v in flatten(study).items() if not k.startswith("trials.")}
         params.update({"init.name": spec.init.name, "init.strategy": spec.init.strategy, "model": spec.model,
