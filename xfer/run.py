@@ -20,8 +20,10 @@ from xfer.load import is_stage_file, load_stage, load_study
 from xfer.lock import StudyLockedError, study_lock
 from xfer.paths import UnsafePathError
 from xfer.preflight import study_preflight
+from xfer.tune import RayStartError
 
-EXIT_FAILED, EXIT_CONFIG, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 130, 143
+EXIT_FAILED, EXIT_CONFIG, EXIT_RAY, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 8, 130, 143
+RAY_UNAVAILABLE = "ray unavailable"  # summary.json status: Ray could not start or its cluster not be reached
 
 
 class StudyInterrupted(KeyboardInterrupt):
@@ -106,7 +108,8 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
                                      Path(study.data.cache_dir), uri,
                                      track.ensure_experiment(uri, track.STAGE_EXPERIMENT),
                                      study.resources.cpu, study.resources.gpu)
-        results = run_grid(study, inits, uri, experiment_id, parent, resume)
+        with sigint_restored():  # Tune leaves its own SIGINT handler behind: Ctrl-C during the report must work
+            results = run_grid(study, inits, uri, experiment_id, parent, resume)
     except BaseException as e:  # noqa: BLE001 - every way out leaves the runs terminated and a summary
         error = e
     summary.update(trial_outcomes(uri, experiment_id, parent, results, summary["trials"]))
@@ -114,8 +117,11 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
         with _tracking_may_fail():
             track.client(uri).log_dict(parent, {"run_ids": study_trial_run_ids(uri, experiment_id, parent, results)},
                                        track.STUDY_TRIALS_ARTIFACT)
-    interrupted = isinstance(error, KeyboardInterrupt) or summary["killed"] + summary["never_started"] > 0
-    summary["status"] = "interrupted" if interrupted else "failed" if error or summary["failed"] else "finished"
+    # unfinished trials: Tune's own SIGINT handler stopped the grid; but when Ray never started, no trial could run
+    interrupted = not isinstance(error, RayStartError) and (
+        isinstance(error, KeyboardInterrupt) or summary["killed"] + summary["never_started"] > 0)
+    summary["status"] = "interrupted" if interrupted else RAY_UNAVAILABLE if isinstance(error, RayStartError) else \
+        "failed" if error or summary["failed"] else "finished"
     if error is not None and not isinstance(error, KeyboardInterrupt):
         summary["error"] = f"{type(error).__name__}: {error}"
     summary["trial_seconds"] = round(time.perf_counter() - began, 1)
@@ -222,6 +228,18 @@ class _tracking_may_fail:
         return False
 
 
+class sigint_restored:
+    """The SIGINT handler as it was before the block: Tune's, which only sets a flag, does not outlive the grid."""
+
+    def __enter__(self):
+        self.previous = signal.getsignal(signal.SIGINT)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
 class _sigterm_interrupts:
     """SIGTERM ends the study like SIGINT does (runs KILLED, summary written), with exit code 143."""
 
@@ -265,6 +283,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"xfer run: {one_line(e)}", file=sys.stderr)
         return EXIT_CONFIG
+    except RayStartError as e:
+        from xfer.cli import one_line
+
+        print(f"xfer run: {one_line(e)}", file=sys.stderr)
+        return EXIT_RAY
     except track.TrackingStoreError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import tempfile
 import warnings
@@ -24,17 +25,45 @@ STATE_FILE = "trial_state.pt"
 CORRUPT_FOLDER = "corrupt"  # in the study's output folder: copies of corrupt Tune trial states, for inspection
 
 
-def connect(address: Optional[str]) -> None:
-    """Join the Ray cluster at `address` (or RAY_ADDRESS); otherwise start a local Ray on loopback only."""
-    if ray.is_initialized():
+class RayStartError(RuntimeError):
+    """Ray could not start, or its cluster could not be reached: no trial ran (not an interruption)."""
+
+
+CONNECT_TIMEOUT_S = 10  # an unreachable cluster address fails within this, not after Ray's minutes of retries
+
+
+def reachable(address: str) -> None:
+    """Raise RayStartError unless a TCP connection to `address` (host:port or ray://host:port) opens in time."""
+    if "://" in address and not address.startswith("ray://"):
         return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", "local" or a bare host: Ray resolves those itself
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:  # a SIGINT meanwhile is a KeyboardInterrupt, not caught here
+        raise RayStartError(f"cannot reach the Ray cluster at {address} ({e}); check ray.address / RAY_ADDRESS, "
+                            f"that its head node runs (`ray status` there) and that the port is open") from None
+
+
+def connect(address: Optional[str]) -> None:
+    """Join the Ray cluster at `address` (or RAY_ADDRESS); otherwise start a local Ray on loopback only.
+    Any failure is a RayStartError carrying Ray's message."""
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=True)
-        say(f"joined the Ray cluster at {address}")
-    else:
-        logging.getLogger(RAY_AUTH_LOGGER).addFilter(_not_token_auth_notice)
-        ray.init(**LOCAL_RAY)
+        reachable(address)
+    if ray.is_initialized():
+        return
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=True)
+            say(f"joined the Ray cluster at {address}")
+        else:
+            logging.getLogger(RAY_AUTH_LOGGER).addFilter(_not_token_auth_notice)
+            ray.init(**LOCAL_RAY)
+    except Exception as e:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError, TimeoutError...
+        raise RayStartError(f"Ray could not {'join ' + address if address else 'start locally'}: "
+                            f"{type(e).__name__}: {str(e)[:1000]}") from e
 
 
 # A local Ray serves this process only: no dashboard, and every server bound to 127.0.0.1, not 0.0.0.0.
