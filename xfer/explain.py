@@ -88,8 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./mlflow.db)")
     parser.add_argument("--class", dest="target", help="class to explain (default: the predicted class)")
     args = parser.parse_args(argv)
-    from xfer.predict import load_trial_or_none
+    from xfer.predict import load_trial_or_none, not_a_folder
 
+    if problem := not_a_folder(args.out, "--out"):
+        print(problem, file=sys.stderr)
+        return 2
     loaded = load_trial_or_none(args.run_id, args.tracking_uri)
     if loaded is None:
         return 2

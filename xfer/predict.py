@@ -65,11 +65,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./mlflow.db)")
     args = parser.parse_args(argv)
 
+    if args.gradcam is not None and (problem := not_a_folder(args.gradcam, "--gradcam")):
+        print(problem, file=sys.stderr)
+        return 2
     loaded = load_trial_or_none(args.trial, args.tracking_uri)
     if loaded is None:
         return 2
     model, meta = loaded
     classes = list(meta.classes)
+    for folder in (Path(i) for i in args.images if Path(i).is_dir() and not expand_inputs([i])):
+        print(f"error: {folder}: no image files in this folder (nor below it); xfer reads "
+              f"{', '.join(IMAGE_SUFFIXES)}", file=sys.stderr)
     rows, errors = predict_files(model, meta, expand_inputs(args.images))
     for path, p in rows:
         print(f"{path}\t{classes[int(np.argmax(p))]}\t" + "\t".join(f"{c}={v:.3f}" for c, v in zip(classes, p)))
@@ -83,6 +89,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         for path, message in write_explanations(model, meta, [p for p, _ in rows], args.gradcam)[1]:
             print(f"error: {path}: Grad-CAM: {message}", file=sys.stderr)
     return 0 if rows else 1
+
+
+def not_a_folder(out: Path, option: str) -> Optional[str]:
+    """The error line when an output folder option names an existing file, else None."""
+    if out.exists() and not out.is_dir():
+        return f"error: {option} {out} is a file; give a folder for the images to write (created if missing)"
+    return None
 
 
 def load_trial_or_none(ref: str, tracking_uri: Optional[str]):
