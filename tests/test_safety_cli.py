@@ -49,3 +49,26 @@ def test_the_pyfunc_model_marks_an_unreadable_image_and_takes_an_empty_frame(tmp
     np.testing.assert_allclose(out.loc[[0, 2], ["prob_normal", "prob_covid"]].sum(1), 1, rtol=1e-5)
     empty = model.predict(None, pd.DataFrame({"path": []}))
     assert len(empty) == 0 and list(empty.columns) == ["prob_normal", "prob_covid", "prediction", "error"]
+
+
+def test_a_data_root_that_is_a_file_says_so(tmp_path, capsys):
+    from xfer.cli import main
+
+    root = tmp_path / "root.txt"
+    root.write_text("not a folder")
+    for argv in (["data", "list"], ["data", "fetch", "covid-actualmed"]):
+        with pytest.raises(SystemExit, match=f"the data root {root} is a file"):  # before: every set 'missing'
+            main([*argv, "--data-root", str(root)])
+    assert root.read_text() == "not a folder"
+
+
+def test_report_on_a_missing_path_or_store_creates_nothing(tmp_path, monkeypatch, capsys):
+    from xfer.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["report", str(tmp_path / "outputs" / "missing")]) == 2
+    assert "is not a study output folder" in capsys.readouterr().err
+    assert main(["report", "some_experiment"]) == 2
+    assert "no MLflow store at sqlite:///" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # before: an mlflow.db with an empty experiment

@@ -68,5 +68,9 @@ def run_with_root(handler):
     def run(args: argparse.Namespace) -> int:
         if args.data_root:
             set_data_root(args.data_root)
+        root = data_root()
+        if root.exists() and not root.is_dir():
+            raise SystemExit(f"xfer data: the data root {root} is a file, not a folder; give --data-root (or "
+                             f"{DATA_ENV}) a folder, which fetch creates if missing")
         return handler(args)
     return run
