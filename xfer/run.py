@@ -186,15 +186,22 @@ def child_trial_runs(uri: str, experiment_id: str, parent: str) -> list:
 def study_trial_run_ids(uri: str, experiment_id: str, parent: str, results) -> list[str]:
     """The trial runs that make up this study run: each finished trial's run (reused ones from earlier study runs
     included), then this study run's unfinished trial runs."""
-    finished = [r.metrics["run_id"] for r in results if r.error is None and r.metrics.get("run_id")]
-    unfinished = [run.info.run_id for run in child_trial_runs(uri, experiment_id, parent)
-                  if run.info.status != "FINISHED" and run.info.run_id not in finished]
+    runs = child_trial_runs(uri, experiment_id, parent)
+    finished = finished_run_ids(results, runs)
+    unfinished = [run.info.run_id for run in runs if run.info.run_id not in finished]
     return [*finished, *unfinished]
 
 
+def finished_run_ids(results, runs: list) -> list[str]:
+    """Trial runs finished: those Tune reported done, and this study run's FINISHED runs whose last report Tune
+    never received (a SIGINT between the run's end and that report)."""
+    reported = [r.metrics["run_id"] for r in results or () if r.error is None and r.metrics.get("run_id")]
+    return list(dict.fromkeys([*reported, *(run.info.run_id for run in runs if run.info.status == "FINISHED")]))
+
+
 def trial_outcomes(uri: str, experiment_id: str, parent: str, results, total: int) -> dict[str, int]:
-    """Trials finished, failed, killed (in flight when the study stopped: their runs are marked KILLED) and never
-    started; Tune's results are authoritative for the first two when the grid returned."""
+    """Trials finished (as MLflow holds them), failed, killed (in flight when the study stopped: their runs are
+    marked KILLED) and never started; Tune's results are authoritative for failures when the grid returned."""
     runs = child_trial_runs(uri, experiment_id, parent)
     killed = 0
     for run in runs:
@@ -204,11 +211,10 @@ def trial_outcomes(uri: str, experiment_id: str, parent: str, results, total: in
             killed += 1
         elif run.info.status == "KILLED":
             killed += 1
+    finished = len(finished_run_ids(results, runs))  # MLflow's FINISHED runs count, whether Tune heard or not
     if results is not None:
-        finished = sum(1 for r in results if r.error is None and r.metrics.get("trial_done"))
         failed = sum(1 for r in results if r.error is not None)
     else:
-        finished = sum(1 for r in runs if r.info.status == "FINISHED")
         failed = sum(1 for r in runs if r.info.status == "FAILED")
     killed = min(killed, total - finished - failed)
     return {"finished": finished, "failed": failed, "killed": killed,
