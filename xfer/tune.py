@@ -66,7 +66,8 @@ def connect(address: Optional[str]) -> None:
                             f"{type(e).__name__}: {str(e)[:1000]}") from e
 
 
-# A local Ray serves this process only: no dashboard, and every server bound to 127.0.0.1, not 0.0.0.0.
+# A local Ray serves this process only: no dashboard, node address 127.0.0.1. Ray 2.60 still binds the GCS, raylet
+# and worker gRPC servers to all interfaces (measured; no Ray option changes it): its token authentication guards them.
 LOCAL_RAY = {"include_dashboard": False, "log_to_driver": True, "_node_ip_address": "127.0.0.1"}
 # Ray 2.60 turns token authentication on for a new local cluster and says so at WARNING on every run. xfer keeps
 # that default (loopback binding stops other machines, the token stops other local users' processes) and drops only
