@@ -11,12 +11,16 @@ from xfer.source import Source, parse_source
 DERIVED = "xfer.derived"  # dataclass field metadata: computed from other fields, never logged nor hashed
 
 
+MAX_PROBLEM = 2000  # characters of one problem line: a huge value is quoted by a prefix, never in full
+
+
 class ConfigError(ValueError):
     """Every problem found in one config file, each with its field path."""
 
     def __init__(self, source: str, problems: list[str]):
         self.source = source
-        self.problems = problems
+        self.problems = [p if len(p) <= MAX_PROBLEM else f"{p[:MAX_PROBLEM]}... (cut)" for p in problems]
+        problems = self.problems
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"{source}: {len(problems)} problem(s):\n{lines}")
 

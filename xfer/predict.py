@@ -10,6 +10,7 @@ from typing import Iterable, Optional
 import numpy as np
 
 from xfer.checkpoint import CheckpointMeta, load_trial_or_none
+from xfer.paths import not_a_folder
 from xfer.data.images import IMAGE_SUFFIXES
 
 
@@ -65,11 +66,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./mlflow.db)")
     args = parser.parse_args(argv)
 
+    if args.gradcam is not None and (problem := not_a_folder(args.gradcam, "--gradcam")):
+        print(problem, file=sys.stderr)
+        return 2
     loaded = load_trial_or_none(args.trial, args.tracking_uri)
     if loaded is None:
         return 2
     model, meta = loaded
     classes = list(meta.classes)
+    for folder in (Path(i) for i in args.images if Path(i).is_dir() and not expand_inputs([i])):
+        print(f"error: {folder}: no image files in this folder (nor below it); xfer reads "
+              f"{', '.join(IMAGE_SUFFIXES)}", file=sys.stderr)
     rows, errors = predict_files(model, meta, expand_inputs(args.images))
     for path, p in rows:
         print(f"{path}\t{classes[int(np.argmax(p))]}\t" + "\t".join(f"{c}={v:.3f}" for c, v in zip(classes, p)))

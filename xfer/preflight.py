@@ -1,6 +1,7 @@
 """Checks a study passes before any trial starts: published weights cached, data columns, classes per split, n."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,9 @@ def data_problems(study: StudyConfig, base_dir: Path) -> list[str]:
             problems.append(f"data.datasets[{i}] ({ds.name}): {e}")
     if problems:
         return problems
+    too_big = image_cache_problem(study, len(records))
+    if too_big:
+        return [too_big]
     counts = np.bincount([r.label for r in records], minlength=len(data.classes))
     empty = [c for c, n in zip(data.classes, counts) if n == 0]
     if empty:
@@ -73,6 +77,25 @@ def data_problems(study: StudyConfig, base_dir: Path) -> list[str]:
             problems.append(f"trials.n_per_class[{i}]: {n} is more than the training images of class(es) {short}; "
                             f"use at most {int(train.min())} or 'all'")
     return problems
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def image_cache_problem(study: StudyConfig, images: int) -> str | None:
+    """The decoded images (uint8, images × channels × size², at every progressive size) must fit in half the memory."""
+    data = study.data
+    sizes = {data.image_size, *(size for _, size in study.train.progressive_sizes)}
+    need = sum(images * data.channels * size * size for size in sizes)
+    have = memory_bytes()
+    if need <= have // 2:
+        return None
+    fits = int((have // 2 / max(images * data.channels * len(sizes), 1)) ** 0.5)
+    return (f"data.image_size: {data.image_size} px needs {need / 1e9:,.1f} GB for the {images} decoded images "
+            f"(uint8, {data.channels} channel(s){', every progressive size' if len(sizes) > 1 else ''}); this "
+            f"machine has {have / 1e9:,.1f} GB: use at most ~{fits} px")
 
 
 def study_preflight(study: StudyConfig, base_dir: Path) -> list[str]:
