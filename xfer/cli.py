@@ -71,7 +71,7 @@ def error_exits() -> list[tuple[type, int]]:
     from xfer.stages import StageError
 
     return [(ConfigError, 2), (UnknownNameError, 2), (StageError, 3), (WeightsMissingError, 4),
-            (CheckpointMismatchError, 5), (CheckpointVersionError, 5), (FileNotFoundError, 6),
+            (CheckpointMismatchError, 5), (CheckpointVersionError, 5), (FileNotFoundError, 6), (FileExistsError, 6),
             (NothingInMLflowError, 7),
             (KeyboardInterrupt, 130)]
 
@@ -108,7 +108,11 @@ def check_command(args: argparse.Namespace) -> int:
 def init_command(args: argparse.Namespace) -> int:
     from xfer.scaffold import write_study
 
-    path = write_study(args.folder, args.out, args.name)
+    path, scaffold = write_study(args.folder, args.out, args.name, args.positive_class, args.force)
+    for note in scaffold.notes:
+        print(f"  {note}")
+    for warning in scaffold.warnings:
+        print(f"[xfer] warning: {warning}")
     print(f"wrote {path}; check it with: xfer check {path}")
     return 0
 
@@ -157,10 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--no-measure", action="store_true", help="skip the quick throughput measurement")
     check.set_defaults(run=check_command)
     init = commands.add_parser("init", help="write a study YAML for your own image folder or metadata CSV")
-    init.add_argument("folder", type=Path, help="class folders (CLASS/*.png, or train|val|test/CLASS/*.png), "
-                                                "or a folder with a metadata CSV and the images")
+    init.add_argument("folder", type=Path, help="class folders (CLASS/*.png, or train|val|test/CLASS/*.png, here "
+                                                "or up to two levels down), or a folder with a metadata CSV")
     init.add_argument("--out", type=Path, help="the YAML to write (default: <folder name>_study.yaml here)")
     init.add_argument("--name", help="the study's name (default: the folder's)")
+    init.add_argument("--positive-class", metavar="CLASS", help="the class sensitivity and specificity are about "
+                      "(default: the class named like a finding, e.g. COVID19 or PNEUMONIA)")
+    init.add_argument("--force", action="store_true", help="replace the --out file if it exists")
     init.set_defaults(run=init_command)
     ui = commands.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for a study's tracking store")
     ui.add_argument("target", nargs="?", default=None,
