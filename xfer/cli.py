@@ -9,15 +9,21 @@ import traceback
 from pathlib import Path
 from typing import Callable, Optional
 
-from xfer.data.datacli import add_data_parser
-from xfer.inits.published import PUBLISHERS, PublishedWeights, published_weights
-from xfer.inits.weights import fetch_weights
-from xfer.models import is_known_model, known_models, model_spec
-from xfer.source import parse_source
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from xfer.inits.published import PublishedWeights
+
+# every import of torch, ray, mlflow or the data package happens inside a command, so `xfer --help` starts in
+# well under a second of CPU
 
 
 def sources_named(name: str) -> list[str]:
     """A published source (torchvision:…, timm:…, xrv:…) as is; a model name → its default sources."""
+    from xfer.inits.published import PUBLISHERS
+    from xfer.models import is_known_model, known_models, model_spec
+    from xfer.source import parse_source
+
     source = parse_source(name)
     if source.kind == "published" and not source.is_default_published:
         return [name]
@@ -38,6 +44,8 @@ def describe(published: PublishedWeights) -> str:
 
 
 def weights_fetch(args: argparse.Namespace) -> int:
+    from xfer.inits.weights import fetch_weights
+
     failed = 0
     for source in [s for name in args.names for s in sources_named(name)]:
         try:
@@ -49,6 +57,8 @@ def weights_fetch(args: argparse.Namespace) -> int:
 
 
 def weights_where(args: argparse.Namespace) -> int:
+    from xfer.inits.published import published_weights
+
     for source in [s for name in args.names for s in sources_named(name)]:
         print(describe(published_weights(source)))
     return 0
@@ -148,7 +158,7 @@ def ui_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(data_command: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xfer", description="transfer-learning experiments on chest X-rays; "
                                      "`xfer COMMAND --help` for each command's options")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -184,7 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     where = actions.add_parser("where", help="show each weight file's cache path and whether it is there")
     where.add_argument("names", nargs="+", metavar="NAME", help=names_help)
     where.set_defaults(run=weights_where)
-    add_data_parser(commands)
+    if data_command:
+        from xfer.data.datacli import add_data_parser  # imports the data package: only for `xfer data`
+
+        add_data_parser(commands)
+    else:
+        commands.add_parser("data", help="the public datasets the studies use", add_help=False)
     return parser
 
 
@@ -195,7 +210,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if argv and argv[0] in DELEGATED:
         module = importlib.import_module(DELEGATED[argv[0]][0])
         return run_reporting_errors(argv[0], lambda: module.main(argv[1:]), debug)
-    args = build_parser().parse_args(argv)
+    args = build_parser(data_command=bool(argv) and argv[0] == "data").parse_args(argv)
     return run_reporting_errors(args.command, lambda: args.run(args), debug)
 
 

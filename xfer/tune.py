@@ -15,7 +15,8 @@ from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from xfer.config import InitConfig, StudyConfig
-from xfer.console import TrialProgress, quiet_trial_worker, say
+from xfer.console import quiet_trial_worker, say
+from xfer.progress import TrialProgress
 from xfer.paths import CorruptCacheWarning, inside, make_owned_dir, remove_owned_dir
 from xfer.sweep import apply_sweep
 from xfer.trial import TrialSpec, run_trial
@@ -163,7 +164,7 @@ def run_grid(study: StudyConfig, inits: dict[tuple[str, str], InitConfig], uri: 
                              parent_run_id=parent_run_id, checkpoint_every=checkpoint_every),
         {"cpu": study.resources.cpu, "gpu": study.resources.gpu})
     path = f"{storage.rstrip('/')}/{study.name}"
-    progress = TrialProgress(trial_count(study), lambda config: trial_spec(config, inits).key)
+    progress = TrialProgress(trial_count(study), lambda config: trial_spec(config, inits).key, study.train.epochs)
     if resume and tune.Tuner.can_restore(path):
         print(f"[xfer] resuming Tune experiment {path}", flush=True)
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
