@@ -147,6 +147,9 @@ class RayConfig:
 class TrackingConfig:
     uri: Optional[str] = None  # None: MLFLOW_TRACKING_URI or sqlite:///<cwd>/mlflow.db
     experiment: Optional[str] = None  # default: the study name
+    # MLflow pyfunc models (each loads its run's checkpoint/best.pt, the one stored copy of the weights): one per
+    # trial (all), one per init for its trial of best validation AUC, logged by the report (best), or none
+    log_models: Literal["all", "best", "none"] = "best"
 
 
 @dataclass(frozen=True)

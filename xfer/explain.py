@@ -1,4 +1,4 @@
-"""`python -m xfer.explain RUN_ID IMAGE... --out DIR`: Grad-CAM and gradient saliency of a trained trial."""
+"""`xfer explain TRIAL IMAGE... --out DIR`: Grad-CAM and gradient saliency of a trained trial (run id, checkpoint or trial key)."""
 from __future__ import annotations
 
 import argparse
@@ -81,16 +81,16 @@ def write_explanations(model: torch.nn.Module, meta: CheckpointMeta, paths: list
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m xfer.explain", description=__doc__)
-    parser.add_argument("run_id", help="MLflow run id of a finished trial (or a checkpoint file)")
+    from xfer.predict import add_trial_arguments, load_trial_or_none
+
+    parser = argparse.ArgumentParser(prog="xfer explain", description=__doc__)
+    add_trial_arguments(parser)
     parser.add_argument("images", nargs="+", help="image files (PNG, JPEG, DICOM)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the PNGs")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./mlflow.db)")
     parser.add_argument("--class", dest="target", help="class to explain (default: the predicted class)")
     args = parser.parse_args(argv)
-    from xfer.predict import load_trial_or_none
 
-    loaded = load_trial_or_none(args.run_id, args.tracking_uri)
+    loaded = load_trial_or_none(args.trial, args.tracking_uri, args.study)
     if loaded is None:
         return 2
     model, meta = loaded

@@ -111,6 +111,9 @@ def build_report(tracking_uri: str, experiment: str, out_dir: str | Path,
     run_id = parent_run_id or track.study_run_id(tracking_uri, study.experiment_id, None, reuse=True)
     analysis = analyse(study, run_id, settings_for(client, run_id, analysis_cfg), Path(out_dir))
     path = write_report(analysis, Path(out_dir) / track.REPORT_ARTIFACTS)
+    from xfer.serving import log_best_models  # imports MLflow's pyfunc flavour: only when a report is built
+
+    log_best_models(tracking_uri, study.trials, study.classes)
     client.log_artifacts(run_id, str(path.parent), track.REPORT_ARTIFACTS)
     return path
 
