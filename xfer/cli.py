@@ -127,34 +127,55 @@ def init_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def store_of(target: Optional[str]) -> str:
-    """The tracking URI of a study YAML (its `tracking.uri`, else the default), a study output folder (its
-    study.json), or a URI as given; nothing: MLFLOW_TRACKING_URI or ./mlflow.db."""
+def store_and_experiment(target: Optional[str]) -> tuple[str, Optional[str]]:
+    """(tracking URI, experiment) of a study YAML (its `tracking.uri`, else the default), a study output folder (its
+    study.json), or a URI as given (no experiment); nothing: MLFLOW_TRACKING_URI or ./mlflow.db."""
     from xfer import track
 
     if target is None or "://" in target:
-        return track.resolve_tracking_uri(target)
+        return track.resolve_tracking_uri(target), None
     path = Path(target)
     if path.is_dir():
-        from xfer.report import study_json
+        from xfer.study_info import study_json
 
         info = study_json(path)
         if not info:
             raise FileNotFoundError(f"{path} has no study.json; pass a study output folder written by xfer run, "
                                     f"a study YAML, or a tracking URI")
-        return info["tracking_uri"]
+        return info["tracking_uri"], info.get("experiment")
     from xfer.load import load_study
 
-    return track.resolve_tracking_uri(load_study(path).tracking.uri)
+    study = load_study(path)
+    return track.resolve_tracking_uri(study.tracking.uri), study.tracking.experiment or study.name
+
+
+def store_of(target: Optional[str]) -> str:
+    """The tracking URI of a study YAML, a study output folder, or a URI as given (see store_and_experiment)."""
+    return store_and_experiment(target)[0]
+
+
+UI_ENV = {"PYTHONWARNINGS": "ignore",  # the server's imports warn of their own deprecations: not the user's business
+          "MLFLOW_LOGGING_LEVEL": "WARNING",
+          "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # a second process for GenAI jobs xfer never runs
 
 
 def ui_command(args: argparse.Namespace) -> int:
-    """Start `mlflow ui` on 127.0.0.1 for the store of a study (YAML or output folder) or a tracking URI."""
-    uri = store_of(args.target)
-    print(f"MLflow UI for {uri} at http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
+    """Start `mlflow ui` (one worker: it serves in seconds on a busy machine) on 127.0.0.1 for the store of a study
+    (YAML or output folder) or a tracking URI; a study's experiment opens on its trials, grouped by init."""
+    uri, experiment = store_and_experiment(args.target)
+    base = f"http://127.0.0.1:{args.port}"
+    address = base
+    if experiment is not None:
+        from xfer import track
+        from xfer.mlflow_view import compare_view_url, write_compare_view
+
+        found = track.client(uri).get_experiment_by_name(experiment)
+        if found is not None:
+            address = compare_view_url(base, found.experiment_id, write_compare_view(uri, found.experiment_id))
+    print(f"MLflow UI for {uri} (Ctrl-C stops it); open:\n  {address}", flush=True)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
-               "--port", str(args.port)]
-    os.execv(sys.executable, command)
+               "--port", str(args.port), "--workers", "1", "--uvicorn-opts", "--no-access-log"]
+    os.execve(sys.executable, command, {**os.environ, **UI_ENV})
     return 0
 
 
@@ -179,7 +200,8 @@ def build_parser(data_command: bool = True) -> argparse.ArgumentParser:
                       "(default: the class named like a finding, e.g. COVID19 or PNEUMONIA)")
     init.add_argument("--force", action="store_true", help="replace the --out file if it exists")
     init.set_defaults(run=init_command)
-    ui = commands.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for a study's tracking store")
+    ui = commands.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for a study's tracking store, opening on "
+                                        "its trials grouped by init with val_auc overlaid")
     ui.add_argument("target", nargs="?", default=None,
                     help="a study YAML, a study output folder, or a tracking URI (default: ./mlflow.db)")
     ui.add_argument("--port", type=int, default=5000)

@@ -106,7 +106,7 @@ def trial_run_id(key: str, study: Optional[str], tracking_uri: Optional[str]) ->
     experiment = None
     if study is not None:
         from xfer.cli import store_of
-        from xfer.report import study_json
+        from xfer.study_info import study_json
 
         target = Path(study)
         if target.is_dir():

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -24,12 +23,7 @@ from xfer.analysis.probes import CKA_COLUMNS, probe_trials
 from xfer.analysis.shortcut import ShortcutResult, shortcut_probe
 from xfer.config import AnalysisConfig, absolutize
 from xfer.load import load_study
-
-
-def study_json(out_dir: Optional[Path]) -> dict:
-    """`<out_dir>/study.json` as written by xfer.run ({} if absent): tracking_uri, experiment, study_file."""
-    info = out_dir / "study.json" if out_dir is not None else None
-    return json.loads(info.read_text()) if info is not None and info.exists() else {}
+from xfer.study_info import study_json
 
 
 def study_file(out_dir: Optional[Path], client: MlflowClient, run_id: str) -> Optional[Path]:

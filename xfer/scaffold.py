@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import typing
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
