@@ -39,7 +39,7 @@ def test_a_long_trial_prints_an_epoch_line_every_30_s_with_its_eta_and_its_finis
     trial = SimpleNamespace(trial_id="t1", config={"key": "imagenet|resnet18|n=20|seed=0"}, last_result={})
     for epoch, seconds in ((1, 12.0), (2, 24.0), (3, 36.0), (4, 48.0), (5, 60.0), (6, 72.0)):
         progress.on_trial_result(0, [], trial, {"epoch": epoch, "time_total_s": seconds, "val_auc": 0.5 + epoch / 100})
-    trial.last_result = {"trial_done": 1, "run_id": "0123abcd", "best_val_auc": 0.61, "test_auc": 0.58,
+    trial.last_result = {"trial_done": 1, "run_id": "0123abcd", "tuning_score": 0.61, "test_auc": 0.58,
                          "time_total_s": 120.0}
     progress.on_trial_result(0, [], trial, trial.last_result)
     progress.on_trial_complete(0, [], trial)

@@ -136,3 +136,36 @@ def test_failing_trial_is_retried_then_recorded_failed(tmp_path):
     assert all(e.read_text().count("Failure #") == 2 for e in tune_errors), "tried once, retried once (max_failures: 1)"
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert (summary["trials"], summary["failed"]) == (2 * folds, folds)
+
+
+@pytest.mark.slow
+def test_resume_after_a_yaml_edit_never_finishes_a_trial_with_other_settings(tmp_path):
+    """Interrupted, then lr changed and a seed added: the resumed study trains every trial at the new lr from its
+    first epoch (no restored Tune state from the old lr), runs the added seed, and ends finished."""
+    changes = {"name": "edited", "trials.init": [{"strategy": "random"}], "trials.n_per_class": ["all"],
+               "trials.seeds": [0, 1], "train.epochs": EPOCHS, "ray.max_concurrent": 1, "data.split.folds": None}
+    study = write_study(SMOKE, tmp_path, changes)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with isolated_ray(tmp_path) as env:
+        log = open(tmp_path / "first.log", "w")
+        first = subprocess.Popen([sys.executable, "-m", "xfer.run", str(study), "--no-report"], cwd=ROOT, env=env,
+                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_for_partial_study(uri, first, timeout_s=600)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(first.pid, signal.SIGKILL)
+            kill_session(first.pid)
+            first.wait(30)
+            log.close()
+        study = write_study(SMOKE, tmp_path, {**changes, "train.lr": 0.001, "trials.seeds": [0, 1, 2]})
+        resumed = xfer_run([str(study), "--resume"], env)
+    output = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, output[-6000:]
+    assert "the study changed" in output
+    finished = [r for r in trial_runs(uri, "edited") if r.info.status == "FINISHED"]
+    assert sorted(r.data.tags["xfer.trial_key"] for r in finished) == sorted(expected_trial_keys(study))
+    for run in finished:
+        assert float(run.data.params["train.lr"]) == 0.001, "a run labelled with a value it was not trained with"
+        steps = [m.step for m in mlflow.MlflowClient(uri).get_metric_history(run.info.run_id, "train_loss")]
+        assert sorted(steps) == list(range(1, EPOCHS + 1)), "trained at the new lr from its first epoch, each once"

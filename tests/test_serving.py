@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from test_predict import write_trial_checkpoint
-from xfer import track
+from xfer import record, track
 from xfer.predict import main as predict_main
 from xfer.serving import MODEL_TAG, best_trials, log_best_models, log_trial_model
 
@@ -24,7 +24,7 @@ def trial_run(tmp_path):
     run_id = track.open_run(uri, experiment, KEY, {track.KIND_TAG: track.TRIAL, track.STUDY_TAG: "mine",
                                                     track.TRIAL_KEY_TAG: KEY}, (track.TRIAL_KEY_TAG,))
     with track.finishing(uri, run_id):
-        track.log_file(uri, run_id, write_trial_checkpoint(tmp_path / "best.pt"), track.CHECKPOINT_ARTIFACT)
+        track.log_file(uri, run_id, write_trial_checkpoint(tmp_path / "best.pt"), record.CHECKPOINT_ARTIFACT)
     return uri, run_id
 
 

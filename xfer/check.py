@@ -9,7 +9,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Optional
 
-from xfer.config import StudyConfig, absolutize
+from xfer.config import StudyConfig
+from xfer.data.root import absolutize
 
 EVAL_COST = 1 / 3  # an image scored (validation, test) costs about a third of one trained (forward only)
 # measured in bench/RESULTS.md (overhead section, idle machine): Tune + MLflow add ~5 s per trial (now ~8 s with
@@ -63,7 +64,7 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
     from xfer.preflight import study_preflight
     from xfer.source import parse_source
     from xfer.stages import cached_checkpoint, plan_stage, recipe_dirs
-    from xfer.tune import trial_count
+    from xfer.plan import trial_count
 
     study = load_study(path)
     study = dataclasses.replace(study, data=absolutize(study.data, path.parent))

@@ -170,11 +170,26 @@ class AnalysisConfig:
 
 
 @dataclass(frozen=True)
+class TuningConfig:
+    """A tuning phase before the evaluation: per (init, model, n) cell, Tune searches `space` on validation only,
+    with its own seeds, and the cell's evaluation trials train with the best values found."""
+
+    space: dict[str, Any]  # "train.NAME": [choices] or "loguniform(lo, hi)" / "uniform(lo, hi)" / "randint(lo, hi)"
+    samples: int = 8  # configurations tried per cell (a grid search: every combination once)
+    search: Literal["random", "optuna", "grid"] = "random"
+    scheduler: Literal["asha", "none"] = "asha"  # ASHA stops weak configurations early
+    grace_epochs: int = 2  # ASHA: epochs every configuration trains before it can be stopped
+    seeds: tuple[int, ...] = (100,)  # disjoint from trials.seeds: tuning never reuses an evaluation seed
+    metric: Literal["val_auc"] = "val_auc"  # validation only: the test set is never read while tuning
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     name: str
     data: DataConfig
     trials: TrialsConfig
     train: TrainConfig = TrainConfig()
+    tuning: Optional[TuningConfig] = None
     resources: ResourcesConfig = ResourcesConfig()
     ray: RayConfig = RayConfig()
     tracking: TrackingConfig = TrackingConfig()
@@ -204,19 +219,6 @@ class StageConfig:
 # ---------------------------------------------------------------- helpers
 
 
-def resolve_path(p: str, base_dir: Path) -> Path:
-    """Paths in a config are relative to the working directory if they exist there, else to the file;
-    a dataset folder is looked up in the data root by name (first when XFER_DATA is set, else last)."""
-    from xfer.data.root import chosen_dataset_folder, dataset_folder  # lazy: xfer.data imports this module
-    path = Path(p).expanduser()
-    if chosen := chosen_dataset_folder(path):
-        return chosen
-    if path.is_absolute() or path.exists():
-        return path
-    beside = base_dir / path
-    return beside if beside.exists() else dataset_folder(path)
-
-
 def positive_index(classes: tuple[str, ...], positive_class: Optional[str]) -> int:
     """Index of the positive class (sensitivity, specificity, binary AUC): `positive_class`, else the last."""
     return classes.index(positive_class) if positive_class in classes else len(classes) - 1
@@ -241,13 +243,3 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
         return out
     out[prefix.rstrip(".")] = obj
     return out
-
-
-def absolutize(data: DataConfig, base_dir: Path) -> DataConfig:
-    """Make dataset roots and the cache folder absolute, so Ray workers in other folders find them."""
-    def absolute(datasets: tuple[DatasetConfig, ...]) -> tuple[DatasetConfig, ...]:
-        return tuple(dataclasses.replace(d, root=str(resolve_path(d.root, base_dir).resolve())) for d in datasets)
-
-    return dataclasses.replace(data, datasets=absolute(data.datasets), cache_dir=str(Path(data.cache_dir).resolve()),
-                               exclude_overlap_with=absolute(data.exclude_overlap_with),
-                               external=absolute(data.external))

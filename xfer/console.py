@@ -51,13 +51,12 @@ def one_line_warnings() -> None:
     warnings.showwarning = show
 
 
-def quiet_trial_worker() -> None:
-    """In a trial's worker: no Ray Train line per checkpoint, no repeat of the skipped-files warning (the driver
-    reported it, with its listing, before trials started), xfer's other warnings on one line, once per worker."""
-    from xfer.data.records import SkippedImagesWarning
-
+def quiet_trial_worker(*already_said: type[Warning]) -> None:
+    """In a trial's worker: no Ray Train line per checkpoint, no repeat of warnings the driver already reported
+    (e.g. the skipped-files one, with its listing), xfer's other warnings on one line, once per worker."""
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # "Checkpoint successfully created at: …"
-    warnings.simplefilter("ignore", SkippedImagesWarning)
+    for category in already_said:
+        warnings.simplefilter("ignore", category)
     one_line_warnings()
 
 

@@ -15,6 +15,7 @@ import torch  # noqa: E402
 from xfer.analysis.saliency import grad_cam, last_conv_block, saliency  # noqa: E402
 from xfer.analysis.images import model_input  # noqa: E402
 from xfer.checkpoint import CheckpointMeta  # noqa: E402
+from xfer.trial_ref import add_trial_arguments, load_named_trial  # noqa: E402
 
 
 def explain_image(model: torch.nn.Module, meta: CheckpointMeta, path: str, out: Path,
@@ -81,8 +82,6 @@ def write_explanations(model: torch.nn.Module, meta: CheckpointMeta, paths: list
 
 
 def main(argv: list[str] | None = None) -> int:
-    from xfer.predict import add_trial_arguments, load_trial_or_none
-
     parser = argparse.ArgumentParser(prog="xfer explain", description=__doc__)
     add_trial_arguments(parser)
     parser.add_argument("images", nargs="+", help="image files (PNG, JPEG, DICOM)")
@@ -90,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--class", dest="target", help="class to explain (default: the predicted class)")
     args = parser.parse_args(argv)
 
-    loaded = load_trial_or_none(args.trial, args.tracking_uri, args.study)
+    loaded = load_named_trial(args.trial, args.tracking_uri, args.study)
     if loaded is None:
         return 2
     model, meta = loaded

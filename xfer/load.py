@@ -5,7 +5,8 @@ from pathlib import Path
 
 import yaml
 
-from xfer.config import ConfigError, DataConfig, DatasetConfig, InitConfig, StageConfig, StudyConfig, resolve_path
+from xfer.config import ConfigError, DataConfig, DatasetConfig, InitConfig, StageConfig, StudyConfig
+from xfer.data.root import resolve_path
 from xfer.checks import data_problems, stage_source_problems, study_problems, train_problems
 from xfer.convert import to_dataclass
 from xfer.data import DATASETS
@@ -17,6 +18,7 @@ from xfer.models import is_known_model, known_models
 from xfer.paths import name_problem
 from xfer.source import parse_source
 from xfer.sweep import sweep_problems
+from xfer.tuning import tuning_problems
 
 
 def check_layout_and_root(at: str, ds: DatasetConfig, base_dir: Path, problems: list[str]) -> None:
@@ -111,6 +113,7 @@ def parse_study(raw: dict, source: str = "<study>", base_dir: Path = Path(".")) 
             problems.append("data.multi_label: studies are single-label; multi-label heads are for pretraining stages")
         if t is not None:
             problems += sweep_problems(t.sweep or {})
+            problems += tuning_problems(study.tuning, tuple(t.seeds or ()))
         if study.data is not None and t is not None and not problems:
             problems += split_and_external_problems(study.data, tuple(t.n_per_class), base_dir)
     if problems:

@@ -42,10 +42,14 @@ class TrialProgress(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
         self.done += 1
         r = trial.last_result or {}
+        if not r.get("trial_done"):  # a scheduler (ASHA) stopped it: not a failure, not re-run
+            say(f"trial {self.done}/{self.total} {self.key_of(trial.config)}  stopped early by the scheduler at "
+                f"validation {metric(r, 'tuning_score')}  ETA {eta(self.began, self.done, self.total)}")
+            return
+        tested = f"test AUC {metric(r, 'test_auc')}" if "test_auc" in r else "test set not read (tuning)"
         run = f"  run {r['run_id']}" if r.get("run_id") else ""
-        say(f"trial {self.done}/{self.total} {self.key_of(trial.config)}  best val AUC {metric(r, 'best_val_auc')}  "
-            f"test AUC {metric(r, 'test_auc')}  {duration(r.get('time_total_s', 0))}{run}  "
-            f"ETA {eta(self.began, self.done, self.total)}")
+        say(f"trial {self.done}/{self.total} {self.key_of(trial.config)}  best val AUC {metric(r, 'tuning_score')}  "
+            f"{tested}  {duration(r.get('time_total_s', 0))}{run}  ETA {eta(self.began, self.done, self.total)}")
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
         self.done += 1

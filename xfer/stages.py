@@ -16,7 +16,8 @@ import torch
 
 from xfer import track
 from xfer.checkpoint import read_checkpoint, save_checkpoint
-from xfer.config import InitConfig, StageConfig, absolutize, flatten, set_values
+from xfer.config import InitConfig, StageConfig, flatten, set_values
+from xfer.data.root import absolutize
 from xfer.console import StageProgress, say
 from xfer.load import load_stage
 from xfer.paths import inside, move_aside, name_problem
