@@ -98,20 +98,32 @@ def test_console_has_stage_progress_one_line_per_trial_and_the_closing_leaderboa
     assert not any("+----" in line or "Trial status" in line for line in lines), "Tune's tables are off"
 
 
-def test_pyfunc_model_predicts_from_raw_images_as_xfer_predict_does(smoke, tmp_path):
+def test_the_best_trial_of_each_init_has_a_model_that_predicts_as_xfer_predict_by_trial_key(smoke, tmp_path):
     import pandas as pd
 
-    client, exp, tmp, _, _ = smoke
-    run = client.search_runs([exp.experiment_id], "tags.`xfer.kind` = 'trial'", max_results=1)[0]
+    client, exp, tmp, study, _ = smoke
+    runs = client.search_runs([exp.experiment_id], "tags.`xfer.kind` = 'trial'")
+    with_model = [r for r in runs if "xfer.model" in r.data.tags]  # tracking.log_models: best (the default)
+    assert sorted(r.data.tags["init"] for r in with_model) == sorted(i["strategy"] for i in study["trials"]["init"])
+    run = with_model[0]
     images = sorted(str(p) for p in (ROOT.parent / "shared" / "data" / "covid-actualmed" / "images").glob("*.png"))[:4]
     mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
-    served = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").predict(pd.DataFrame({"path": images}))
-    cli = run_cli(["xfer.cli", "predict", run.info.run_id, *images, "--out", str(tmp_path / "p.csv")], tmp)
+    served = mlflow.pyfunc.load_model(run.data.tags["xfer.model"]).predict(pd.DataFrame({"path": images}))
+    key = run.data.tags["xfer.trial_key"]
+    cli = run_cli(["xfer.cli", "predict", key, "--study", str(tmp / "out"), *images, "--out", str(tmp_path / "p.csv")],
+                  tmp)
     assert cli.returncode == 0, cli.stderr[-3000:]
     predicted = pd.read_csv(tmp_path / "p.csv")
     columns = [c for c in predicted.columns if c.startswith("prob_")]
     assert list(predicted["path"]) == images and len(served) == len(images)
     assert abs(served[columns].to_numpy() - predicted[columns].to_numpy()).max() < 1e-5
+
+
+def test_the_store_holds_one_copy_of_each_trials_weights(smoke):
+    client, exp, tmp, _, _ = smoke
+    trials = client.search_runs([exp.experiment_id], "tags.`xfer.kind` = 'trial'")
+    weights = [p for p in (tmp / "mlartifacts" / "smoke").rglob("*") if p.suffix in (".pt", ".pth")]
+    assert len(weights) == len(trials) and all(p.parent.name == "checkpoint" for p in weights)
 
 
 def test_trial_run_has_dataset_inputs_predictions_with_files_and_confusion_image(smoke):

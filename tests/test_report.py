@@ -119,6 +119,33 @@ def test_report_has_every_figure_and_table(report):
     assert len(per_class) == 18 and "covid f1" in per_class
 
 
+def test_report_opens_with_the_answer_and_its_numbers_are_leaderboard_csvs(study, report):
+    """The first lines name, per n, the init of highest test AUC with the AUC and Δ of the leaderboard that
+    `xfer run` writes to leaderboard.csv (the same function over the same MLflow runs); the AUC-vs-n table too."""
+    import re
+    from html import unescape
+
+    from xfer.analysis.collect import load_study_runs, test_predictions
+    from xfer.analysis.leaderboard import leaderboard
+
+    runs = load_study_runs(study["uri"], "tiny", study["parent"])
+    board = leaderboard(runs.trials, predictions=test_predictions(track.client(study["uri"]),
+                                                                     list(runs.trials["run_id"])))
+    text = report.read_text()
+    assert text.index("<div class='answer'>") < text.index("<section")  # the answer comes first
+    answer = unescape(re.search(r"<div class='answer'>(.*?)</div>", text, re.S).group(1))
+    assert "test AUC: covid vs normal" in answer
+    for n, rows in board.groupby("n_per_class"):
+        best = rows.loc[rows["test_auc"].idxmax()]
+        line = next(line for line in re.findall(r"<li>(.*?)</li>", answer) if line.startswith(f"n={n} per class"))
+        assert f"{best['init']} had the highest test AUC, {best['test_auc']:.3f}" in line
+        assert "could tell" in line or "could not tell" in line
+    shown = pd.read_csv(report.parent / "tables" / "auc.csv").merge(board, on=["init", "model", "n_per_class"])
+    assert len(shown) == len(board) and np.allclose(shown["test_auc_x"], shown["test_auc_y"])
+    per_class = pd.read_csv(report.parent / "tables" / "per_class.csv")
+    assert set(per_class["run id"]) == set(runs.trials["run_id"])  # run ids where a researcher looks
+
+
 def test_report_rebuilds_from_mlflow_alone(study, report, tmp_path):
     hidden = study["study_file"].rename(study["study_file"].with_suffix(".hidden"))  # no data, no study file
     try:

@@ -9,8 +9,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Optional
 
-import torch
-
 from xfer.config import StudyConfig
 from xfer.data.root import absolutize
 
@@ -23,6 +21,8 @@ STUDY_OVERHEAD_S = 17.0
 
 def images_per_second(model_name: str, channels: int, classes: int, size: int, batch: int, threads: int) -> float:
     """Training throughput of `model_name` on this machine, from a few timed steps on random images."""
+    import torch
+
     from xfer.models import build_model
 
     torch.set_num_threads(max(threads, 1))

@@ -78,7 +78,9 @@ def data_problems(data: Optional[DataConfig], base_dir: Path) -> list[str]:
     for i, d in datasets:
         if not isinstance(d.root, str):
             continue
-        files = (str(resolve_path(d.root, base_dir).resolve()), d.images_dir, d.metadata, d.folders, d.xrv_class)
+        # label maps that leave out different labels (xfer init's one dataset per source) read different images
+        files = (str(resolve_path(d.root, base_dir).resolve()), d.images_dir, d.metadata, d.folders, d.xrv_class,
+                 tuple(sorted((d.label_map or {}).items(), key=str)))
         if files in seen:
             problems.append(f"data.datasets[{i}]: reads the same files as data.datasets[{seen[files]}] ({files[0]}); "
                             "a dataset listed twice would put every image twice into train, val and test")

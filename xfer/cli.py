@@ -9,15 +9,21 @@ import traceback
 from pathlib import Path
 from typing import Callable, Optional
 
-from xfer.data.datacli import add_data_parser
-from xfer.inits.published import PUBLISHERS, PublishedWeights, published_weights
-from xfer.inits.weights import fetch_weights
-from xfer.models import is_known_model, known_models, model_spec
-from xfer.source import parse_source
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from xfer.inits.published import PublishedWeights
+
+# every import of torch, ray, mlflow or the data package happens inside a command, so `xfer --help` starts in
+# well under a second of CPU
 
 
 def sources_named(name: str) -> list[str]:
     """A published source (torchvision:…, timm:…, xrv:…) as is; a model name → its default sources."""
+    from xfer.inits.published import PUBLISHERS
+    from xfer.models import is_known_model, known_models, model_spec
+    from xfer.source import parse_source
+
     source = parse_source(name)
     if source.kind == "published" and not source.is_default_published:
         return [name]
@@ -38,6 +44,8 @@ def describe(published: PublishedWeights) -> str:
 
 
 def weights_fetch(args: argparse.Namespace) -> int:
+    from xfer.inits.weights import fetch_weights
+
     failed = 0
     for source in [s for name in args.names for s in sources_named(name)]:
         try:
@@ -49,6 +57,8 @@ def weights_fetch(args: argparse.Namespace) -> int:
 
 
 def weights_where(args: argparse.Namespace) -> int:
+    from xfer.inits.published import published_weights
+
     for source in [s for name in args.names for s in sources_named(name)]:
         print(describe(published_weights(source)))
     return 0
@@ -72,7 +82,7 @@ def error_exits() -> list[tuple[type, int]]:
     from xfer.tune import RayStartError
 
     return [(ConfigError, 2), (UnknownNameError, 2), (StageError, 3), (WeightsMissingError, 4),
-            (CheckpointMismatchError, 5), (CheckpointVersionError, 5), (FileNotFoundError, 6),
+            (CheckpointMismatchError, 5), (CheckpointVersionError, 5), (FileNotFoundError, 6), (FileExistsError, 6),
             (NothingInMLflowError, 7), (RayStartError, 8),
             (KeyboardInterrupt, 130)]
 
@@ -109,43 +119,68 @@ def check_command(args: argparse.Namespace) -> int:
 def init_command(args: argparse.Namespace) -> int:
     from xfer.scaffold import write_study
 
-    path = write_study(args.folder, args.out, args.name)
+    path, scaffold = write_study(args.folder, args.out, args.name, args.positive_class, args.force)
+    for note in scaffold.notes:
+        print(f"  {note}")
+    for warning in scaffold.warnings:
+        print(f"[xfer] warning: {warning}")
     print(f"wrote {path}; check it with: xfer check {path}")
     return 0
 
 
-def store_of(target: Optional[str]) -> str:
-    """The tracking URI of a study YAML (its `tracking.uri`, else the default), a study output folder (its
-    study.json), or a URI as given; nothing: MLFLOW_TRACKING_URI or ./mlflow.db."""
+def store_and_experiment(target: Optional[str]) -> tuple[str, Optional[str]]:
+    """(tracking URI, experiment) of a study YAML (its `tracking.uri`, else the default), a study output folder (its
+    study.json), or a URI as given (no experiment); nothing: MLFLOW_TRACKING_URI or ./mlflow.db."""
     from xfer import track
 
     if target is None or "://" in target:
-        return track.resolve_tracking_uri(target)
+        return track.resolve_tracking_uri(target), None
     path = Path(target)
     if path.is_dir():
-        from xfer.report import study_json
+        from xfer.study_info import study_json
 
         info = study_json(path)
         if not info:
             raise FileNotFoundError(f"{path} has no study.json; pass a study output folder written by xfer run, "
                                     f"a study YAML, or a tracking URI")
-        return info["tracking_uri"]
+        return info["tracking_uri"], info.get("experiment")
     from xfer.load import load_study
 
-    return track.resolve_tracking_uri(load_study(path).tracking.uri)
+    study = load_study(path)
+    return track.resolve_tracking_uri(study.tracking.uri), study.tracking.experiment or study.name
+
+
+def store_of(target: Optional[str]) -> str:
+    """The tracking URI of a study YAML, a study output folder, or a URI as given (see store_and_experiment)."""
+    return store_and_experiment(target)[0]
+
+
+UI_ENV = {"PYTHONWARNINGS": "ignore",  # the server's imports warn of their own deprecations: not the user's business
+          "MLFLOW_LOGGING_LEVEL": "WARNING",
+          "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # a second process for GenAI jobs xfer never runs
 
 
 def ui_command(args: argparse.Namespace) -> int:
-    """Start `mlflow ui` on 127.0.0.1 for the store of a study (YAML or output folder) or a tracking URI."""
-    uri = store_of(args.target)
-    print(f"MLflow UI for {uri} at http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
+    """Start `mlflow ui` (one worker: it serves in seconds on a busy machine) on 127.0.0.1 for the store of a study
+    (YAML or output folder) or a tracking URI; a study's experiment opens on its trials, grouped by init."""
+    uri, experiment = store_and_experiment(args.target)
+    base = f"http://127.0.0.1:{args.port}"
+    address = base
+    if experiment is not None:
+        from xfer import track
+        from xfer.mlflow_view import compare_view_url, write_compare_view
+
+        found = track.client(uri).get_experiment_by_name(experiment)
+        if found is not None:
+            address = compare_view_url(base, found.experiment_id, write_compare_view(uri, found.experiment_id))
+    print(f"MLflow UI for {uri} (Ctrl-C stops it); open:\n  {address}", flush=True)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
-               "--port", str(args.port)]
-    os.execv(sys.executable, command)
+               "--port", str(args.port), "--workers", "1", "--uvicorn-opts", "--no-access-log"]
+    os.execve(sys.executable, command, {**os.environ, **UI_ENV})
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(data_command: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xfer", description="transfer-learning experiments on chest X-rays; "
                                      "`xfer COMMAND --help` for each command's options")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -158,12 +193,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--no-measure", action="store_true", help="skip the quick throughput measurement")
     check.set_defaults(run=check_command)
     init = commands.add_parser("init", help="write a study YAML for your own image folder or metadata CSV")
-    init.add_argument("folder", type=Path, help="class folders (CLASS/*.png, or train|val|test/CLASS/*.png), "
-                                                "or a folder with a metadata CSV and the images")
+    init.add_argument("folder", type=Path, help="class folders (CLASS/*.png, or train|val|test/CLASS/*.png, here "
+                                                "or up to two levels down), or a folder with a metadata CSV")
     init.add_argument("--out", type=Path, help="the YAML to write (default: <folder name>_study.yaml here)")
     init.add_argument("--name", help="the study's name (default: the folder's)")
+    init.add_argument("--positive-class", metavar="CLASS", help="the class sensitivity and specificity are about "
+                      "(default: the class named like a finding, e.g. COVID19 or PNEUMONIA)")
+    init.add_argument("--force", action="store_true", help="replace the --out file if it exists")
     init.set_defaults(run=init_command)
-    ui = commands.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for a study's tracking store")
+    ui = commands.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for a study's tracking store, opening on "
+                                        "its trials grouped by init with val_auc overlaid")
     ui.add_argument("target", nargs="?", default=None,
                     help="a study YAML, a study output folder, or a tracking URI (default: ./mlflow.db)")
     ui.add_argument("--port", type=int, default=5000)
@@ -178,7 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     where = actions.add_parser("where", help="show each weight file's cache path and whether it is there")
     where.add_argument("names", nargs="+", metavar="NAME", help=names_help)
     where.set_defaults(run=weights_where)
-    add_data_parser(commands)
+    if data_command:
+        from xfer.data.datacli import add_data_parser  # imports the data package: only for `xfer data`
+
+        add_data_parser(commands)
+    else:
+        commands.add_parser("data", help="the public datasets the studies use", add_help=False)
     return parser
 
 
@@ -189,7 +233,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if argv and argv[0] in DELEGATED:
         module = importlib.import_module(DELEGATED[argv[0]][0])
         return run_reporting_errors(argv[0], lambda: module.main(argv[1:]), debug)
-    args = build_parser().parse_args(argv)
+    args = build_parser(data_command=bool(argv) and argv[0] == "data").parse_args(argv)
     return run_reporting_errors(args.command, lambda: args.run(args), debug)
 
 

@@ -42,7 +42,7 @@ class DatasetConfig:
     views: tuple[str, ...] = ()  # keep only these views (empty: all)
     modality_column: Optional[str] = None
     modalities: tuple[str, ...] = ()  # keep only these modalities, e.g. X-ray (empty: all)
-    label_map: dict[str, str] = field(default_factory=dict)  # raw label → class; empty: identity; "*": any other
+    label_map: dict[str, Optional[str]] = field(default_factory=dict)  # raw label → class (null: leave out); empty: identity; "*": any other
     folders: tuple[str, ...] = ()  # class_folders: sub-folders to read, e.g. [train]; empty: root
     max_per_class: Optional[int] = None  # cap images per class (first N in file order)
     xrv_class: Optional[str] = None  # torchxrayvision layout: its dataset class, e.g. NIH_Dataset
@@ -172,6 +172,9 @@ class RayConfig:
 class TrackingConfig:
     uri: Optional[str] = None  # None: MLFLOW_TRACKING_URI or sqlite:///<cwd>/mlflow.db
     experiment: Optional[str] = None  # default: the study name
+    # MLflow pyfunc models (each loads its run's checkpoint/best.pt, the one stored copy of the weights): one per
+    # trial (all), one per init for its trial of best validation AUC, logged by the report (best), or none
+    log_models: Literal["all", "best", "none"] = "best"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""What a study run prints: a line per stage epoch, per finished trial (with done/total and ETA), and the closing answer."""
+"""What a study run prints: a line per stage epoch, the closing answer, and the helpers of `xfer.progress`'s trial lines."""
 from __future__ import annotations
 
 import logging
@@ -8,10 +8,9 @@ import warnings
 from typing import Optional
 
 # Worker lines reach this console without Ray's "(_stage_task pid=…)" prefix, so a stage's epoch lines read like the
-# driver's trial lines. Ray reads the switch once, when it is imported: set before xfer's first `import ray`.
+# driver's trial lines. Ray reads the switch once, when it is imported: set before xfer's first `import ray`. This
+# module imports no Ray itself (nor torch or mlflow): `xfer check` and `xfer --help` start fast.
 os.environ.setdefault("RAY_DISABLE_WORKER_LOG_PREFIX", "1")
-
-from ray import tune  # noqa: E402 - after the switch above
 
 # Tune's own console output (Ray 2.60): the boxed per-trial tables (verbose=0 plus the old output engine), the
 # snapshot warnings, and the TensorBoard hint (auto loggers off; xfer.tune adds the JSON and CSV ones back, which
@@ -101,30 +100,6 @@ class StageProgress:
         say(f"stage {self.name} done in {duration(time.perf_counter() - self.began)}: held-out accuracy "
             f"{metric(metrics, 'test_accuracy')}, AUC {metric(metrics, 'test_auc')} "
             f"(chance accuracy {metric(metrics, 'chance_accuracy')})")
-
-
-class TrialProgress(tune.Callback):
-    """One line per finished trial: done/total, key, best validation AUC, test AUC, seconds, ETA of the rest."""
-
-    def __init__(self, total: int, key_of):
-        self.total, self.key_of = total, key_of
-        self.done, self.began = 0, time.perf_counter()
-
-    def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
-        self.done += 1
-        r = trial.last_result or {}
-        if not r.get("trial_done"):  # a scheduler (ASHA) stopped it: not a failure, not re-run
-            say(f"trial {self.done}/{self.total} {self.key_of(trial.config)}  stopped early by the scheduler at "
-                f"validation {metric(r, 'tuning_score')}  ETA {eta(self.began, self.done, self.total)}")
-            return
-        tested = f"test AUC {metric(r, 'test_auc')}" if "test_auc" in r else "test set not read (tuning)"
-        say(f"trial {self.done}/{self.total} {self.key_of(trial.config)}  best val AUC {metric(r, 'tuning_score')}  "
-            f"{tested}  {duration(r.get('time_total_s', 0))}  ETA {eta(self.began, self.done, self.total)}")
-
-    def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
-        self.done += 1
-        say(f"trial {self.done}/{self.total} {self.key_of(trial.config)}  FAILED (see its MLflow run's error.txt)  "
-            f"ETA {eta(self.began, self.done, self.total)}")
 
 
 def closing_lines(board_lines: list[str], report: Optional[str], ui_command: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""`python -m xfer.explain RUN_ID IMAGE... --out DIR`: Grad-CAM and gradient saliency of a trained trial."""
+"""`xfer explain TRIAL IMAGE... --out DIR`: Grad-CAM and gradient saliency of a trained trial (run id, checkpoint or trial key)."""
 from __future__ import annotations
 
 import argparse
@@ -14,8 +14,9 @@ import torch  # noqa: E402
 
 from xfer.analysis.saliency import grad_cam, last_conv_block, saliency  # noqa: E402
 from xfer.analysis.images import model_input  # noqa: E402
-from xfer.checkpoint import CheckpointMeta, load_trial_or_none  # noqa: E402
+from xfer.checkpoint import CheckpointMeta  # noqa: E402
 from xfer.paths import not_a_folder  # noqa: E402
+from xfer.trial_ref import add_trial_arguments, load_named_trial  # noqa: E402
 
 
 def explain_image(model: torch.nn.Module, meta: CheckpointMeta, path: str, out: Path,
@@ -82,17 +83,16 @@ def write_explanations(model: torch.nn.Module, meta: CheckpointMeta, paths: list
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m xfer.explain", description=__doc__)
-    parser.add_argument("run_id", help="MLflow run id of a finished trial (or a checkpoint file)")
+    parser = argparse.ArgumentParser(prog="xfer explain", description=__doc__)
+    add_trial_arguments(parser)
     parser.add_argument("images", nargs="+", help="image files (PNG, JPEG, DICOM)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the PNGs")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./mlflow.db)")
     parser.add_argument("--class", dest="target", help="class to explain (default: the predicted class)")
     args = parser.parse_args(argv)
     if problem := not_a_folder(args.out, "--out"):
         print(problem, file=sys.stderr)
         return 2
-    loaded = load_trial_or_none(args.run_id, args.tracking_uri)
+    loaded = load_named_trial(args.trial, args.tracking_uri, args.study)
     if loaded is None:
         return 2
     model, meta = loaded

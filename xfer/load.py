@@ -41,7 +41,7 @@ def check_names(path: str, models: tuple[str, ...], inits: tuple[InitConfig, ...
         if ds.layout == "torchxrayvision" and ds.xrv_class not in IMAGE_COLUMNS:
             problems.append(f"{at}.xrv_class: {short(ds.xrv_class)} is not a supported torchxrayvision dataset; "
                             f"supported: {', '.join(IMAGE_COLUMNS)}")
-        unknown = sorted(set((ds.label_map or {}).values()) - set(classes))
+        unknown = sorted(set((ds.label_map or {}).values()) - set(classes) - {None})  # null: leave the label out
         if unknown:
             problems.append(f"{at}.label_map: maps to {unknown}, which are not in data.classes {list(classes)}")
         if ds.label is not None and (ds.label_map or {}).get(ds.label, ds.label) not in classes:

@@ -1,4 +1,5 @@
-"""`python -m xfer.predict RUN_ID_OR_CHECKPOINT IMAGES... [--out predictions.csv]`: classify new images."""
+"""`xfer predict TRIAL IMAGES... [--study STUDY] [--out predictions.csv]`: classify new images with a trained trial,
+named by its MLflow run id, its checkpoint file, or its trial key (as the console prints it)."""
 from __future__ import annotations
 
 import argparse
@@ -9,9 +10,10 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from xfer.checkpoint import CheckpointMeta, load_trial_or_none
+from xfer.checkpoint import CheckpointMeta
 from xfer.paths import not_a_folder
 from xfer.data.images import IMAGE_SUFFIXES
+from xfer.trial_ref import add_trial_arguments, load_named_trial
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[Path]:
@@ -58,18 +60,17 @@ def write_csv(out: Path, classes: list[str], rows: list[tuple[Path, np.ndarray]]
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m xfer.predict", description=__doc__)
-    parser.add_argument("trial", help="an MLflow run id of a trial, or a checkpoint file")
+    parser = argparse.ArgumentParser(prog="xfer predict", description=__doc__)
+    add_trial_arguments(parser)
     parser.add_argument("images", nargs="+", help="image files (PNG/JPEG/DICOM) or folders of them")
     parser.add_argument("--out", type=Path, help="write predictions to this CSV")
     parser.add_argument("--gradcam", type=Path, help="write Grad-CAM overlays into this folder")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./mlflow.db)")
     args = parser.parse_args(argv)
 
     if args.gradcam is not None and (problem := not_a_folder(args.gradcam, "--gradcam")):
         print(problem, file=sys.stderr)
         return 2
-    loaded = load_trial_or_none(args.trial, args.tracking_uri)
+    loaded = load_named_trial(args.trial, args.tracking_uri, args.study)
     if loaded is None:
         return 2
     model, meta = loaded

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -25,12 +24,7 @@ from xfer.analysis.shortcut import ShortcutResult, shortcut_probe
 from xfer.config import AnalysisConfig
 from xfer.data.root import absolutize
 from xfer.load import load_study
-
-
-def study_json(out_dir: Optional[Path]) -> dict:
-    """`<out_dir>/study.json` as written by xfer.run ({} if absent): tracking_uri, experiment, study_file."""
-    info = out_dir / "study.json" if out_dir is not None else None
-    return json.loads(info.read_text()) if info is not None and info.exists() else {}
+from xfer.study_info import study_json
 
 
 def study_file(out_dir: Optional[Path], client: MlflowClient, run_id: str) -> Optional[Path]:
@@ -112,6 +106,9 @@ def build_report(tracking_uri: str, experiment: str, out_dir: str | Path,
     run_id = parent_run_id or track.study_run_id(tracking_uri, study.experiment_id, None, reuse=True)
     analysis = analyse(study, run_id, settings_for(client, run_id, analysis_cfg), Path(out_dir))
     path = write_report(analysis, Path(out_dir) / track.REPORT_ARTIFACTS)
+    from xfer.serving import log_best_models  # imports MLflow's pyfunc flavour: only when a report is built
+
+    log_best_models(tracking_uri, study.trials, study.classes)
     client.log_artifacts(run_id, str(path.parent), track.REPORT_ARTIFACTS)
     return path
 

@@ -1,41 +1,153 @@
-"""`xfer init DIR`: a study YAML for a user's own images: class folders or a metadata CSV, classes and patient column found."""
+"""`xfer init DIR`: a study YAML for a user's own images: class folders (found up to two levels down) or a metadata
+CSV; the user's test folder kept as the test set, a positive class, and classes that look drawn from different
+sources split into datasets the shortcut probe can tell apart."""
 from __future__ import annotations
 
+import dataclasses
 import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import pandas as pd
 import yaml
 
+from xfer.config import AnalysisConfig, DataConfig, SplitConfig, TrackingConfig, TrainConfig, TrialsConfig
 from xfer.data.images import IMAGE_SUFFIXES
 
-SPLIT_FOLDERS = ("train", "val", "valid", "validation", "test")
+SPLIT_FOLDERS = ("train", "training", "val", "valid", "validation", "test", "testing")
+TEST_FOLDERS = ("test", "testing")
 PATIENT_HINT = re.compile(r"patient|subject|person", re.I)
 LABEL_HINT = re.compile(r"label|finding|class|diagnos|target", re.I)
+# a class named like a finding is the positive class; "abnormal" is a finding, "normal" / "no finding" are not
+DISEASE_HINT = re.compile(r"covid|sars|pneumon|tubercul|^tb$|cancer|malig|nodul|effusion|opacit|lesion|tumou?r|"
+                          r"cardiomeg|abnormal|disease|positive|infect|fractur|edema|atelect|consolid|bacteri|viral|"
+                          r"virus|sick", re.I)
 MAX_CLASSES = 20
+LOOK_SAMPLE = 24  # images per class whose header (size, format, mode) is read
+FIXED_SIZE_SHARE = 0.8  # a class whose images share one size this often has that size; else "varied"
+README_DATA_SECTION = "Data (`data:`)"
+
+
+def safe_study_name(folder_name: str) -> str:
+    """A folder name as a study name (letters, digits, _ . -): accents dropped, other characters as '_'."""
+    ascii_name = unicodedata.normalize("NFKD", folder_name).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", ascii_name).strip("_.-")
+    name = re.sub(r"\.\.+", ".", name)[:90]
+    return name or "study"
 
 
 def image_files(folder: Path) -> list[Path]:
+    """Image files anywhere under `folder` (a metadata CSV may name files in sub-folders)."""
     return [p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
 
 
-def class_folders(root: Path) -> Optional[dict]:
-    """root/CLASS/*.png or root/SPLIT/CLASS/*.png → the dataset entry, or None when the folder is not laid out so."""
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir())
+def direct_images(folder: Path) -> list[Path]:
+    """Image files directly in `folder`, as the class_folders reader reads them."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def visible_dirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
+
+
+@dataclass(frozen=True)
+class ClassFolders:
+    """root/[SPLIT/]CLASS/*.png: the class folders, per split folder ('' without split folders)."""
+
+    root: Path
+    files: dict[str, dict[str, list[Path]]]  # split folder → class → image files
+
+    @property
+    def splits(self) -> list[str]:
+        return [s for s in self.files if s]
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted({c for by_class in self.files.values() for c in by_class})
+
+    @property
+    def test_folder(self) -> Optional[str]:
+        return next((s for s in self.splits if s.lower() in TEST_FOLDERS), None)
+
+    def images_of(self, name: str, outside: Optional[str] = None) -> list[Path]:
+        """Every image of class `name` (outside the split folder `outside`, if given)."""
+        return [f for split, by_class in self.files.items() if split != outside for f in by_class.get(name, [])]
+
+
+def class_folders_at(root: Path) -> Optional[ClassFolders]:
+    """root/CLASS/*.png or root/SPLIT/CLASS/*.png, or None when `root` is not laid out so."""
+    subdirs = visible_dirs(root)
     splits = [d for d in subdirs if d.name.lower() in SPLIT_FOLDERS]
-    bases = splits or [root]
-    counts: dict[str, int] = {}
-    for b in bases:
-        for d in b.iterdir():
-            if d.is_dir() and (files := image_files(d)):
-                counts[d.name] = counts.get(d.name, 0) + len(files)
-    if len(counts) < 2:
-        return None
-    entry = {"layout": "class_folders", "counts": dict(sorted(counts.items()))}
-    if splits:
-        entry["folders"] = [d.name for d in splits]
-    return entry
+    files = {}
+    for base in splits or [root]:
+        by_class = {d.name: images for d in visible_dirs(base) if (images := direct_images(d))}
+        if by_class:
+            files[base.name if splits else ""] = by_class
+    found = ClassFolders(root, files)
+    return found if len(found.classes) >= 2 else None
+
+
+def find_class_folders(root: Path) -> Optional[ClassFolders]:
+    """Class folders at `root`, or one or two levels down (Kaggle downloads unpack to `Data/` or `chest_xray/`):
+    the candidate holding the most images."""
+    candidates = [root] + visible_dirs(root) + [d for sub in visible_dirs(root) for d in visible_dirs(sub)]
+    found = [f for c in candidates if (f := class_folders_at(c)) is not None]
+    return max(found, key=lambda f: sum(len(v) for by in f.files.values() for v in by.values()), default=None)
+
+
+@dataclass(frozen=True)
+class ClassLook:
+    """How a class's images look on disk: a fixed size (or 'varied'), the file format and the colour mode."""
+
+    size: str
+    format: str
+    mode: str
+
+    def __str__(self) -> str:
+        return f"{self.size} {self.format} {self.mode}"
+
+
+def class_look(files: list[Path]) -> ClassLook:
+    """The look of up to LOOK_SAMPLE images spread over `files` (headers only; unreadable ones skipped)."""
+    from PIL import Image
+
+    step = max(1, len(files) // LOOK_SAMPLE)
+    sizes, formats, modes = Counter(), Counter(), Counter()
+    for f in files[::step][:LOOK_SAMPLE]:
+        try:
+            with Image.open(f) as image:
+                sizes["x".join(map(str, image.size))] += 1
+                formats[image.format or f.suffix.lower()] += 1
+                modes[image.mode] += 1
+        except Exception:  # noqa: BLE001 - DICOM or a broken file: the reader reports those; the look skips them
+            continue
+    if not sizes:
+        return ClassLook("unknown", "unknown", "unknown")
+    size, count = sizes.most_common(1)[0]
+    return ClassLook(size if count >= FIXED_SIZE_SHARE * sum(sizes.values()) else "varied",
+                     formats.most_common(1)[0][0], modes.most_common(1)[0][0])
+
+
+def source_groups(looks: dict[str, ClassLook]) -> list[list[str]]:
+    """Classes grouped by identical look; more than one group: the classes were likely gathered from different
+    sources, and a model can tell them apart by how the files look rather than by the finding."""
+    groups: dict[ClassLook, list[str]] = {}
+    for name, look in looks.items():
+        groups.setdefault(look, []).append(name)
+    return list(groups.values())
+
+
+def positive_class(classes: list[str], asked: Optional[str]) -> tuple[Optional[str], list[str]]:
+    """The asked class, else the first class named like a finding; and the other finding-like classes."""
+    if asked is not None:
+        if asked not in classes:
+            raise ValueError(f"--positive-class {asked!r} is not one of the classes found: {classes}")
+        return asked, []
+    diseases = [c for c in classes if DISEASE_HINT.search(c)]
+    return (diseases[0] if diseases else None), diseases[1:]
 
 
 def metadata_csv(root: Path) -> Optional[dict]:
@@ -64,40 +176,180 @@ def metadata_csv(root: Path) -> Optional[dict]:
     return entry
 
 
-def study_for(folder: Path, name: str) -> dict:
-    """The study mapping for `folder`: detected layout and classes; random vs ImageNet-style init on CBR-Small."""
-    folder = folder.resolve()
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: not a folder; pass a folder of class folders or one with a metadata CSV")
-    entry = class_folders(folder) or metadata_csv(folder)
-    if entry is None or len(entry["counts"]) < 2:
-        raise FileNotFoundError(f"{folder}: found neither class folders (CLASS/*.png, or train|val|test/CLASS/*.png) "
-                                f"nor a CSV with an image-file column and a label column of 2–{MAX_CLASSES} values; "
-                                f"arrange the images so, or write the study by hand (see README: Data layouts)")
+@dataclass(frozen=True)
+class Scaffold:
+    """A detected study and what a researcher should read about it (printed by `xfer init`, written as comments)."""
+
+    study: dict
+    notes: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+def sizes_for(smallest_class: float) -> list:
+    """`n_per_class` sizes the smallest class's training images can fill, and 'all'."""
+    return [n for n in (10, 50, 200, 1000) if n <= smallest_class / 2] + ["all"]
+
+
+def class_folder_study(folder: Path, found: ClassFolders, name: str, asked_positive: Optional[str]) -> Scaffold:
+    """The study for class folders: the user's test folder kept, one dataset per look when classes differ."""
+    classes = found.classes
+    notes, warns = [], []
+    test = found.test_folder
+    base = {"layout": "class_folders", "root": str(found.root)}
+    if found.splits:
+        base["folders"] = found.splits
+    if test:
+        split = {"predefined_test": test, "val_fraction": 0.2, "seed": 0}
+        notes.append(f"test set: your {test!r} folder, as given; validation: 20% of the other images, by patient")
+    else:
+        split = {"val_fraction": 0.2, "test_fraction": 0.25, "seed": 0}
+        notes.append("test set: 25% of the images, drawn by patient (no test folder found)")
+    looks = {c: class_look(found.images_of(c)) for c in classes}
+    groups = source_groups(looks)
+    if len(groups) == 1:
+        datasets = [{"name": name, **base}]
+    else:
+        datasets = [{"name": safe_study_name(f"{name}-{'-'.join(group)}"), **base,
+                     "label_map": {c: None for c in classes if c not in group}} for group in groups]
+        described = "; ".join(f"{', '.join(g)}: {looks[g[0]]}" for g in groups)
+        warns.append(f"classes look drawn from different sources ({described}): a model may learn the source, not the "
+                     f"finding. Each look is its own dataset and analysis.shortcut_probe is on; its verdict is in "
+                     f"the report. Better: gather every class from the same source")
+    trainable = min(len(found.images_of(c, outside=test)) for c in classes) * (0.8 if test else 0.55)
+    positive, also = positive_class(classes, asked_positive)
+    data = {"datasets": datasets, "classes": classes}
+    if positive:
+        data["positive_class"] = positive
+        notes.append(f"positive class (sensitivity, specificity): {positive}"
+                     + (f"; also named like a finding: {', '.join(also)} (use --positive-class to choose)"
+                        if also else ""))
+    else:
+        notes.append(f"no class is named like a finding; sensitivity/specificity use the last class, {classes[-1]} "
+                     f"(set data.positive_class, or --positive-class)")
+    data |= {"image_size": 64, "split": split}
+    study = base_study(name, folder, classes, data, sizes_for(trainable))
+    if len(groups) > 1:
+        study["analysis"] = {"shortcut_probe": True}
+    return Scaffold(study, tuple(notes), tuple(warns))
+
+
+def csv_study(folder: Path, entry: dict, name: str, asked_positive: Optional[str]) -> Scaffold:
+    """The study for a metadata CSV: a patient-level split of every image."""
     counts = entry.pop("counts")
     classes = list(counts)
-    trainable = min(counts.values()) * 0.55  # the training split's share, patients permitting
-    sizes = [n for n in (10, 50, 200, 1000) if n <= trainable / 2] + ["all"]
     dataset = {"name": name, "root": str(folder), **{k: v for k, v in entry.items() if v is not None}}
-    if entry.get("layout") == "metadata_csv" and not entry.get("patient_column"):
+    notes = [f"label column {entry['label_column']!r}, file column {entry['filename_column']!r}"]
+    if not entry.get("patient_column"):
         dataset["patient_column"] = None  # every image its own patient: say so in the file rather than guess
+        notes.append("no patient column found: every image is its own patient; name one if patients have several")
+    positive, also = positive_class(classes, asked_positive)
+    data = {"datasets": [dataset], "classes": classes}
+    if positive:
+        data["positive_class"] = positive
+    data |= {"image_size": 64, "split": {"val_fraction": 0.2, "test_fraction": 0.25, "seed": 0}}
+    return Scaffold(base_study(name, folder, classes, data, sizes_for(min(counts.values()) * 0.55)),
+                    tuple(notes), ())
+
+
+def base_study(name: str, folder: Path, classes: list[str], data: dict, sizes: list) -> dict:
+    """Random vs ImageNet-style init on CBR-Small over the given data and training-set sizes."""
     return {"name": name,
             "description": f"pretraining vs random init on {folder.name} ({', '.join(classes)})",
-            "data": {"datasets": [dataset], "classes": classes, "image_size": 64,
-                     "split": {"val_fraction": 0.2, "test_fraction": 0.25, "seed": 0}},
+            "data": data,
             "trials": {"init": [{"strategy": "random"}, {"strategy": "imagenet", "source": "stage:natural"}],
                        "models": ["cbr_small"], "n_per_class": sizes, "seeds": [0, 1, 2]},
             "train": {"epochs": 20, "batch_size": 32, "lr": 0.001}}
 
 
-def write_study(folder: Path, out: Optional[Path] = None, name: Optional[str] = None) -> Path:
-    """Write the detected study to `out` (default ./<folder>_study.yaml) with a header saying what was detected."""
-    name = name or re.sub(r"[^A-Za-z0-9_.-]+", "_", folder.resolve().name)
-    study = study_for(folder, name)
+def study_for(folder: Path, name: str, positive: Optional[str] = None) -> Scaffold:
+    """The study for `folder`: detected layout, classes, test set, positive class and sources."""
+    folder = folder.resolve()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder; pass a folder of class folders or one with a metadata CSV")
+    found = find_class_folders(folder)
+    if found is not None:
+        return class_folder_study(folder, found, name, positive)
+    entry = metadata_csv(folder)
+    if entry is None or len(entry["counts"]) < 2:
+        raise FileNotFoundError(f"{folder}: found neither class folders (CLASS/*.png or train|val|test/CLASS/*.png, "
+                                f"here or up to two levels down) nor a CSV with an image-file column and a label "
+                                f"column of 2–{MAX_CLASSES} values; arrange the images so, or write the study by "
+                                f"hand (see README: {README_DATA_SECTION})")
+    return csv_study(folder, entry, name, positive)
+
+
+# ---------------------------------------------------------------- the YAML, with every other option as a comment
+
+SECTIONS = {"data": DataConfig, "trials": TrialsConfig, "train": TrainConfig, "analysis": AnalysisConfig,
+            "tracking": TrackingConfig}
+NESTED = {("data", "split"): SplitConfig}
+UNLISTED = {"datasets", "external", "exclude_overlap_with"}  # lists of datasets: README: Data (`data:`)
+
+
+def flow(value) -> str:
+    """A value as one line of YAML."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=10_000, allow_unicode=True, sort_keys=False)
+    return text.strip().removesuffix("...").strip()
+
+
+def default_of(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        value = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+    else:
+        return None
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+
+
+def commented_options(cls: type, written: dict, indent: str) -> list[str]:
+    """`# field: default` for each field of `cls` the study does not set."""
+    rest = [f for f in dataclasses.fields(cls) if f.name not in written and f.name not in UNLISTED
+            and (f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING)]
+    lines = [f"{indent}# {f.name}: {flow(list(v) if isinstance(v := default_of(f), tuple) else v)}" for f in rest]
+    return [f"{indent}# other options (their defaults):"] + lines if lines else []
+
+
+def section_lines(path: tuple[str, ...], mapping: dict, cls: Optional[type]) -> list[str]:
+    indent = "  " * len(path)
+    lines = []
+    for key, value in mapping.items():
+        nested = NESTED.get(path + (key,))
+        if nested is not None and isinstance(value, dict):
+            lines.append(f"{indent}{key}:")
+            lines += section_lines(path + (key,), value, nested)
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            lines.append(f"{indent}{key}:")
+            lines += [f"{indent}  - {flow(v)}" for v in value]
+        elif isinstance(value, dict) and len(path) == 0:
+            lines.append(f"{key}:" if value else f"# {key}:")
+            lines += section_lines((key,), value, SECTIONS.get(key))
+        else:
+            lines.append(f"{indent}{key}: {flow(value)}")
+    if cls is not None:
+        lines += commented_options(cls, mapping, indent)
+    return lines
+
+
+def study_yaml(study: dict) -> str:
+    """The study as YAML; each section lists the options it leaves at their defaults as comments."""
+    study = dict(study)
+    for key in SECTIONS:
+        study.setdefault(key, {})
+    return "\n".join(section_lines((), study, None)) + "\n"
+
+
+def write_study(folder: Path, out: Optional[Path] = None, name: Optional[str] = None,
+                positive: Optional[str] = None, overwrite: bool = False) -> tuple[Path, Scaffold]:
+    """Write the detected study to `out` (default ./<name>_study.yaml), never over an existing file unless
+    `overwrite`; a header says what was detected and what to check."""
+    name = name or safe_study_name(folder.resolve().name)
     out = out or Path(f"{name}_study.yaml")
-    d = study["data"]["datasets"][0]
-    header = (f"# written by `xfer init {folder}`: layout {d['layout']}, classes {study['data']['classes']}, "
-              f"patient column {d.get('patient_column', 'from file names')}\n"
-              "# check the detected columns and classes, then: xfer check THIS_FILE && xfer run THIS_FILE\n")
-    out.write_text(header + yaml.safe_dump(study, sort_keys=False))
-    return out
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; choose another --out, or pass --force to replace it")
+    scaffold = study_for(folder, name, positive)
+    header = [f"# written by `xfer init {folder}`"] + [f"# {n}" for n in scaffold.notes] + \
+             [f"# WARNING: {w}" for w in scaffold.warnings] + \
+             ["# check the detected classes, test set and options, then: xfer check THIS_FILE && xfer run THIS_FILE"]
+    out.write_text("\n".join(header) + "\n" + study_yaml(scaffold.study))
+    return out, scaffold

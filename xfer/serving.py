@@ -1,4 +1,7 @@
-"""A trial's best model as an MLflow model: `mlflow.pyfunc.load_model(uri).predict(paths)` classifies raw image files."""
+"""A trial's best model as an MLflow model: `mlflow.pyfunc.load_model(uri).predict(paths)` classifies raw image files.
+
+The model holds no weights of its own: it names its run, and loads that run's `checkpoint/best.pt` (the one stored
+copy of a trial's weights) from the tracking store when loaded."""
 from __future__ import annotations
 
 import logging
@@ -13,6 +16,7 @@ import pandas as pd
 MODEL_ARTIFACT = "model"  # the MLflow model's folder in a trial run: runs:/<run_id>/model
 PATH_COLUMN = "path"
 ERROR_COLUMN = "error"  # why an image could not be classified (empty when it was)
+MODEL_TAG = "xfer.model"  # on a trial run with a logged model: the model's URI (models:/m-…)
 
 
 def as_paths(model_input) -> list[str]:
@@ -31,7 +35,11 @@ class ImageClassifier(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         from xfer.checkpoint import load_trial
 
-        self.model, self.meta = load_trial(context.artifacts["checkpoint"])
+        config = context.model_config or {}
+        if "checkpoint" in (context.artifacts or {}):  # a model logged with its own copy of the weights
+            self.model, self.meta = load_trial(context.artifacts["checkpoint"])
+        else:  # the run's checkpoint: the one stored copy
+            self.model, self.meta = load_trial(config["run_id"], config.get("tracking_uri"))
 
     # model_input is annotated: MLflow warns at class definition (through its own warning filter, so a filter here
     # cannot stop it) when it is not; a DataFrame hint asks it for no schema, and xfer logs a signature instead
@@ -53,10 +61,18 @@ class ImageClassifier(mlflow.pyfunc.PythonModel):
         return frame
 
 
-def log_trial_model(uri: str, run_id: str, checkpoint: Path, example_images: list[str],
-                    classes: tuple[str, ...], inputs: dict[str, pd.DataFrame] | None = None) -> str:
-    """Log the checkpoint as a pyfunc model in the run (signature: paths → class probabilities), and `inputs`
-    (context → image listing: file, patient, label) as the run's MLflow dataset inputs; returns the model URI.
+def log_split_inputs(uri: str, run_id: str, inputs: dict[str, pd.DataFrame]) -> None:
+    """`inputs` (context → image listing: file, patient, label) as the run's MLflow dataset inputs."""
+    mlflow.set_tracking_uri(uri)
+    with warnings.catch_warnings(), mlflow.start_run(run_id=run_id):
+        warnings.simplefilter("ignore", UserWarning)
+        for context, frame in inputs.items():
+            mlflow.log_input(mlflow.data.from_pandas(frame, name=context), context=context)
+
+
+def log_trial_model(uri: str, run_id: str, example_images: list[str], classes: tuple[str, ...]) -> str:
+    """Log a pyfunc model of the run (signature: paths → class probabilities) that loads the run's checkpoint
+    artifact, so the weights are stored once; returns the model URI.
 
     The signature is given, not the input example: with an example, MLflow reloads the logged model and predicts on
     it through its scoring-server parser to validate it (~4 s in a fresh worker; pyfunc.log_model has no switch
@@ -73,12 +89,32 @@ def log_trial_model(uri: str, run_id: str, checkpoint: Path, example_images: lis
         mlflow_logger.setLevel(logging.ERROR)
         with warnings.catch_warnings(), mlflow.start_run(run_id=run_id):
             warnings.simplefilter("ignore", UserWarning)
-            for context, frame in (inputs or {}).items():
-                mlflow.log_input(mlflow.data.from_pandas(frame, name=context), context=context)
-            mlflow.pyfunc.log_model(name=MODEL_ARTIFACT, python_model=ImageClassifier(),
-                                    artifacts={"checkpoint": str(checkpoint)},
+            info = mlflow.pyfunc.log_model(name=MODEL_ARTIFACT, python_model=ImageClassifier(),
+                                    model_config={"run_id": run_id, "tracking_uri": uri},
                                     signature=infer_signature(example, output),
                                     pip_requirements=["xfer", "torch", "torchvision", "pandas", "numpy", "pillow"])
     finally:
         mlflow_logger.setLevel(level)
-    return f"runs:/{run_id}/{MODEL_ARTIFACT}"
+    mlflow.MlflowClient(uri).set_tag(run_id, MODEL_TAG, info.model_uri)
+    return info.model_uri
+
+
+def best_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per init, the finished trial of highest best validation AUC (ties: the first run)."""
+    ranked = trials.dropna(subset=["best_val_auc"]).sort_values(["best_val_auc", "run_id"], ascending=[False, True])
+    return ranked.drop_duplicates("init")
+
+
+def log_best_models(uri: str, trials: pd.DataFrame, classes: tuple[str, ...]) -> list[str]:
+    """tracking.log_models: best — a model for each init's best trial that has none yet (its run gets MODEL_TAG);
+    returns the URIs logged now. Studies that set `all` or `none` (or predate the setting) are left alone."""
+    setting = trials.get("param.tracking.log_models")
+    if setting is None or not (setting == "best").any():
+        return []
+    client = mlflow.MlflowClient(uri)
+    logged = []
+    for run_id in best_trials(trials[setting == "best"])["run_id"]:
+        if MODEL_TAG in client.get_run(run_id).data.tags:
+            continue
+        logged.append(log_trial_model(uri, run_id, ["image.png"], classes))
+    return logged

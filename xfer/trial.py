@@ -53,9 +53,9 @@ def split_listings(prepared: PreparedData, data: FitData, test_idx: np.ndarray) 
 
 
 def _log_test_artifacts(uri: str, run_id: str, prepared: PreparedData, data: FitData, tested: Tested,
-                        matrix: list[list[int]], key: str) -> None:
+                        matrix: list[list[int]], key: str, log_model: bool) -> None:
     from xfer.analysis.figures import confusion_matrix_figure
-    from xfer.serving import log_trial_model
+    from xfer.serving import log_split_inputs, log_trial_model
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -70,8 +70,9 @@ def _log_test_artifacts(uri: str, run_id: str, prepared: PreparedData, data: Fit
         track.log_file(uri, run_id, tmp / "test_predictions.csv", record.PREDICTIONS_ARTIFACT)
         track.log_file(uri, run_id, tmp / "confusion_matrix.json", record.CONFUSION_ARTIFACT)
         track.log_file(uri, run_id, tmp / "confusion_matrix.png", record.CONFUSION_FIGURE_ARTIFACT)
-        log_trial_model(uri, run_id, checkpoint, files, prepared.classes,
-                        split_listings(prepared, data, tested.test_idx))
+        log_split_inputs(uri, run_id, split_listings(prepared, data, tested.test_idx))
+        if log_model:  # tracking.log_models: all (a model that loads the checkpoint above: one copy of the weights)
+            log_trial_model(uri, run_id, files, prepared.classes)
 
 
 def keyed_resume(resume: Optional[dict], on_epoch: Optional[EpochHook], key: str,
@@ -130,7 +131,8 @@ def run_trial(study: StudyConfig, spec: TrialSpec, uri: str, experiment_id: str,
                                 study.data.channels, spec.seed, params, on_epoch, resume)
         prf, matrix = per_class_report(prepared.labels[test_idx], tested.probs, prepared.classes)
         track.log_metrics(uri, run_id, prf, step=0)
-        _log_test_artifacts(uri, run_id, prepared, data, tested, matrix, spec.key)
+        _log_test_artifacts(uri, run_id, prepared, data, tested, matrix, spec.key,
+                            log_model=study.tracking.log_models == "all")
         external = score_external(uri, run_id, tested.model, tested.info.normalization,
                                   prepare_external(study.data, prepared, base_dir), prepared.classes,
                                   study.data.positive_index)

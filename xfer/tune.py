@@ -21,9 +21,10 @@ from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from xfer.config import InitConfig, StudyConfig
-from xfer.console import TrialProgress, quiet_trial_worker, say
+from xfer.console import quiet_trial_worker, say
 from xfer.data.records import SkippedImagesWarning
 from xfer.paths import CorruptCacheWarning, inside, keep_copy, make_owned_dir, remove_owned_dir
+from xfer.progress import TrialProgress
 from xfer.plan import Phase, TrialSpec, Unit, with_resolved_init
 from xfer.sweep import apply_sweep
 from xfer.trial import run_trial
@@ -215,7 +216,8 @@ def run_phase(study: StudyConfig, phase: Phase, inits: dict[tuple[str, str], Ini
                              parent_run_id=parent_run_id, checkpoint_every=checkpoint_every),
         {"cpu": study.resources.cpu, "gpu": study.resources.gpu})
     samples = search.samples if search else 1
-    progress = TrialProgress(len(phase.units) * samples, lambda config: unit_label(unit_of(phase, config), config))
+    progress = TrialProgress(len(phase.units) * samples, lambda config: unit_label(unit_of(phase, config), config),
+                             study.train.epochs)
     fingerprint = phase.fingerprint(study) + (search.key if search else "")
     if resume and tune.Tuner.can_restore(path) and _same_phase(study, name, fingerprint):
         print(f"[xfer] resuming Tune experiment {path}", flush=True)

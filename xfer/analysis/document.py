@@ -10,11 +10,13 @@ import numpy as np
 import pandas as pd
 
 from xfer.analysis import figures, html
+from xfer.analysis.answer import answer_lines
 from xfer.analysis.collect import StudyRuns, n_order, sort_by_n
 from xfer.analysis.convergence import convergence_table
 from xfer.analysis.hypotheses import ADJUSTMENT, CLAIMS, Verdict, study_size, verdict_table
 from xfer.analysis.images import AnalysisImages
-from xfer.analysis.leaderboard import leaderboard_section
+from xfer.analysis.leaderboard import leaderboard, leaderboard_section, t_interval, with_report_verdicts
+from xfer.analysis.paired import positive_class
 from xfer.analysis.probes import ProbeResults
 from xfer.analysis.shortcut import WARN_AUC, ShortcutResult
 
@@ -38,19 +40,36 @@ class Analysis:
     predictions: dict[str, pd.DataFrame] = field(default_factory=dict)  # run_id → its test predictions
 
 
-def auc_summary(trials: pd.DataFrame) -> pd.DataFrame:
-    """Test and best validation AUC, mean ± SD over seeds, per init, model and n."""
-    g = trials.groupby(["init", "model", "n_per_class"])
-    out = pd.DataFrame({"test_auc_mean": g["test_auc"].mean(), "test_auc_sd": g["test_auc"].std(),
-                        "best_val_auc_mean": g["best_val_auc"].mean(), "seeds": g.size()}).reset_index()
-    return sort_by_n(out)
+def auc_summary(board: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard's test AUC per init, model and n: mean and 95% CI over arms (the numbers of leaderboard.csv;
+    a cross-validated arm is its pooled folds, never one fold), and best validation AUC."""
+    out = board[["init", "model", "n_per_class", "runs", "trials", "test_auc", "ci_low", "ci_high", "best_val_auc"]]
+    return sort_by_n(out.rename(columns={"runs": "arms"}))
 
 
 def per_class_table(trials: pd.DataFrame, classes: tuple[str, ...]) -> pd.DataFrame:
-    """One row per trial: test precision, recall, F1 and one-vs-rest AUC of every class."""
+    """One row per trial (with its MLflow run id): test precision, recall, F1 and one-vs-rest AUC of every class."""
     metrics = ("precision", "recall", "f1", "auc")
-    rows = [{"trial": t["trial_key"], **{f"{c} {m}": t.get(f"test_{m}_{c}", np.nan) for c in classes for m in metrics}}
+    rows = [{"trial": t["trial_key"], "run id": t["run_id"],
+             **{f"{c} {m}": t.get(f"test_{m}_{c}", np.nan) for c in classes for m in metrics}}
             for _, t in trials.sort_values("trial_key").iterrows()]
+    return pd.DataFrame(rows)
+
+
+def per_class_auc(trials: pd.DataFrame, confusion: dict[str, np.ndarray], classes: tuple[str, ...]) -> pd.DataFrame:
+    """Per init × model × n and class: one-vs-rest test AUC, mean and 95% t interval over its trials, and how many
+    of its trials never predicted that class (argmax) on the test set."""
+    rows = []
+    groups = sorted(trials.groupby(["init", "model", "n_per_class"]), key=lambda kv: (kv[0][1], kv[0][0], n_order(kv[0][2])))
+    for (init, model, n), g in groups:
+        for k, c in enumerate(classes):
+            mean, low, high, _ = t_interval(g.get(f"test_auc_{c}", pd.Series(np.nan, index=g.index)).to_numpy())
+            matrices = [np.asarray(confusion[r]) for r in g["run_id"] if r in confusion]
+            never = sum(int(m[:, k].sum() == 0) for m in matrices)
+            rows.append({"init": init, "model": model, "n_per_class": n, "class": c, "trials": len(g),
+                         "AUC (one vs rest)": mean,
+                         "95% CI": "–" if np.isnan(low) else f"[{max(low, 0.0):.3f}, {min(high, 1.0):.3f}]",
+                         "never predicted in": f"{never} of {len(matrices)} trials" if never else ""})
     return pd.DataFrame(rows)
 
 
@@ -60,7 +79,7 @@ def confusion_tables(trials: pd.DataFrame, confusion: dict[str, np.ndarray], cla
         if t["run_id"] in confusion:
             frame = pd.DataFrame(confusion[t["run_id"]], index=[f"true {c}" for c in classes],
                                  columns=[f"predicted {c}" for c in classes]).reset_index(names="")
-            parts.append(f"<h4>{escape(t['trial_key'])}</h4>{html.table(frame)}")
+            parts.append(f"<h4>{escape(t['trial_key'])} (run {escape(t['run_id'])})</h4>{html.table(frame)}")
     return html.details(f"Confusion matrices of {len(parts)} trials (rows: true class)", "".join(parts))
 
 
@@ -78,11 +97,11 @@ def shortcut_part(result: ShortcutResult | None, why_missing: str) -> str:
     return verdict + html.paragraph("Images per source and class:") + html.table(counts)
 
 
-def render_figures(a: Analysis, folder: Path) -> dict[str, Path | None]:
+def render_figures(a: Analysis, board: pd.DataFrame, folder: Path) -> dict[str, Path | None]:
     folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path | None] = {
         "curves": figures.learning_curves(a.study.histories, a.trials, folder / "learning_curves.png"),
-        "auc_vs_n": figures.auc_vs_n(a.trials, folder / "auc_vs_n.png"),
+        "auc_vs_n": figures.auc_vs_n(board, a.trials, folder / "auc_vs_n.png"),
         "cka": None, "gradcam": None, "tsne": None}
     p, images = a.probes, a.images
     if p is not None and not p.cka.empty:
@@ -111,12 +130,24 @@ def design_lines(a: Analysis) -> str:
                           f"'inconclusive'.")
 
 
+def answer_part(board: pd.DataFrame, a: Analysis) -> str:
+    """The first lines of the report: who won at each n, by how much over random, and whether the study could tell."""
+    classes = a.study.classes
+    positive = classes[positive_class(a.trials, classes)]
+    auc = ("test AUC: the macro mean of the one-vs-rest AUCs of " + ", ".join(classes) if len(classes) > 2 else
+           f"test AUC: {positive} vs {', '.join(c for c in classes if c != positive)}")
+    lines = "".join(f"<li>{escape(line)}</li>" for line in answer_lines(board))
+    return f"<div class='answer'><p><b>Answer</b> ({escape(auc)}):</p><ul>{lines}</ul></div>"
+
+
 def write_report(a: Analysis, folder: Path) -> Path:
     """Write figures/*.png, tables/*.csv and report.html into `folder`; returns the HTML path."""
-    figs = render_figures(a, folder / "figures")
-    tables = {"verdicts": verdict_table(a.verdicts), "auc": auc_summary(a.trials),
+    board = with_report_verdicts(leaderboard(a.trials, predictions=a.predictions), a.verdicts)  # the answer's table
+    figs = render_figures(a, board, folder / "figures")
+    tables = {"verdicts": verdict_table(a.verdicts), "auc": auc_summary(board), "leaderboard": board,
               "convergence": convergence_table(a.trials), "ensembles": a.ensembles,
               "per_class": per_class_table(a.trials, a.study.classes),
+              "per_class_auc": per_class_auc(a.trials, a.confusion, a.study.classes),
               "model_cost": a.probes.cost if a.probes else pd.DataFrame(),
               "cka": a.probes.cka if a.probes else pd.DataFrame(),
               "cka_floor": a.probes.cka_floor if a.probes else pd.DataFrame()}
@@ -126,7 +157,10 @@ def write_report(a: Analysis, folder: Path) -> Path:
     s, t = a.study, a.trials
     why = a.notes.get("probes", "no trained-model probes were run")
     verdicts = tables["verdicts"].drop(columns=["claim"], errors="ignore")
+    runs_word = "trials (each fold of each seed one trial)" if "fold" in t else "seeds"  # folds are never seeds
+    asked = verdicts["estimate"].notna() if "estimate" in verdicts else pd.Series(True, index=verdicts.index)
     body = [
+        answer_part(board, a),
         leaderboard_section(t, a.verdicts, a.confusion, a.study.classes, folder, a.predictions),  # the answer first
         design_lines(a),
         html.paragraph(f"Experiment {s.experiment!r} at {s.tracking_uri}; {len(t)} finished trials, "
@@ -149,13 +183,17 @@ def write_report(a: Analysis, folder: Path) -> Path:
                                     f"±{a.margin} AUC for 'comparable' and 'not worse' and for power. Inits "
                                     "with identical initial weights are not compared."),
                      "".join(f"<p><b>{h}</b>: {escape(c)}</p>" for h, c in CLAIMS.items()),
-                     html.table(verdicts, row_class="verdict")),
-        html.section("Learning curves", html.figure(figs["curves"], "Validation AUC vs epoch, mean ± SD over "
-                                                    "seeds, one panel per n per class", folder)),
-        html.section("AUC vs n", html.figure(figs["auc_vs_n"], "Test AUC vs images per class, mean ± SD over seeds",
+                     html.table(verdicts[asked], row_class="verdict"),
+                     html.details(f"{int((~asked).sum())} comparison(s) this study cannot make (a strategy, "
+                                  "prediction or measurement it lacks)", html.table(verdicts[~asked]))
+                     if (~asked).any() else ""),
+        html.section("Learning curves", html.figure(figs["curves"], f"Validation AUC vs epoch, mean ± SD over "
+                                                    f"{runs_word}, one panel per n per class", folder)),
+        html.section("AUC vs n", html.figure(figs["auc_vs_n"], "Test AUC vs images per class: the leaderboard's mean "
+                                             "and 95% CI over arms (seeds × repeats; folds pooled within an arm)",
                                              folder), html.table(tables["auc"])),
         html.section("Convergence", html.paragraph("Epochs until validation AUC first reaches 90% / 95% of the "
-                                                   "run's final (best-checkpoint) value, mean and SD over seeds."),
+                                                   f"run's final (best-checkpoint) value, mean and SD over {runs_word}."),
                      html.table(tables["convergence"])),
         html.section("Feature reuse: CKA by depth",
                      html.figure(figs["cka"], "Debiased CKA between each block's activations before and after "
@@ -179,7 +217,15 @@ def write_report(a: Analysis, folder: Path) -> Path:
                      html.paragraph("Parameters, and the median wall time of 5 forward passes over one batch of "
                                     "test images, per image, on the machine that built this report."),
                      html.table(tables["model_cost"]) if a.probes else html.note(why)),
-        html.section("Per-class metrics", html.table(tables["per_class"]),
+        html.section("Per-class metrics",
+                     html.paragraph("One-vs-rest test AUC of each class per init × model × n (mean and 95% t "
+                                    f"interval over {runs_word}); 'never predicted' counts trials whose most "
+                                    "probable class on the test set was never that class."),
+                     html.warning(f"{int((tables['per_class_auc']['never predicted in'] != '').sum())} class × arm "
+                                  "cell(s) where a trial never predicted the class: see the table below.")
+                     if (tables["per_class_auc"]["never predicted in"] != "").any() else "",
+                     html.table(tables["per_class_auc"]),
+                     html.details("Per trial: precision, recall, F1 and AUC of every class", html.table(tables["per_class"])),
                      confusion_tables(t, a.confusion, s.classes)),
         html.section("Shortcut probe", shortcut_part(a.shortcut, a.notes.get(
             "shortcut", "not run; set analysis.shortcut_probe: true in the study to run it"))),

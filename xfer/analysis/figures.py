@@ -75,21 +75,23 @@ def n_positions(trials: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def auc_vs_n(trials: pd.DataFrame, path: Path, metric: str = "test_auc") -> Path:
-    """Test AUC vs n per class on a log axis (mean ± SD over seeds × folds), one line per init, one panel per model."""
-    ns = sorted(trials["n_per_class"].unique(), key=n_order)
+def auc_vs_n(board: pd.DataFrame, trials: pd.DataFrame, path: Path) -> Path:
+    """The leaderboard's test AUC vs n per class on a log axis (mean and 95% CI over arms: seeds × repeats, a
+    cross-validated arm being its pooled folds), one line per init, one panel per model."""
+    ns = sorted(board["n_per_class"].unique(), key=n_order)
     x = n_positions(trials)
-    models = sorted(trials["model"].unique())
+    models = sorted(board["model"].unique())
     fig, axes = _grid(len(models))
     for ax, model in zip(axes, models):
-        for init, g in trials[trials["model"] == model].groupby("init"):
-            runs = [c for c in ("seed", "fold", "repeat") if c in g.columns]  # one row per run, not per seed
-            table = g.pivot_table(index=runs, columns="n_per_class", values=metric).reindex(columns=ns)
-            _band(ax, np.array([x[n] for n in ns]), table, init)
+        for init, g in board[board["model"] == model].groupby("init"):
+            g = g.set_index("n_per_class").reindex(ns)
+            xs = np.array([x[n] for n in ns])
+            ax.plot(xs, g["test_auc"], marker="o", label=init)
+            ax.fill_between(xs, g["ci_low"], g["ci_high"], alpha=0.15)
         ax.set_xscale("log")
         ax.set_xticks([x[n] for n in ns], [f"all (≈{x[n]:.0f})" if str(n) == "all" else str(n) for n in ns])
         ax.minorticks_off()
-        ax.set(title=model, xlabel="images per class (n, log scale)", ylabel=metric.replace("_", " "))
+        ax.set(title=model, xlabel="images per class (n, log scale)", ylabel="test AUC")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return _save(fig, path)
