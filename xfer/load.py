@@ -16,7 +16,7 @@ from xfer.inits import INITS
 from xfer.models import is_known_model, known_models
 from xfer.paths import name_problem
 from xfer.source import parse_source
-from xfer.sweep import sweep_problems
+from xfer.sweep import init_train_problems, sweep_problems
 
 
 def check_layout_and_root(at: str, ds: DatasetConfig, base_dir: Path, problems: list[str]) -> None:
@@ -111,6 +111,7 @@ def parse_study(raw: dict, source: str = "<study>", base_dir: Path = Path(".")) 
             problems.append("data.multi_label: studies are single-label; multi-label heads are for pretraining stages")
         if t is not None:
             problems += sweep_problems(t.sweep or {})
+            problems += init_train_problems(tuple(i for i in t.init or () if i is not None), t.sweep or {})
         if study.data is not None and t is not None and not problems:
             problems += split_and_external_problems(study.data, tuple(t.n_per_class), base_dir)
     if problems:
@@ -127,6 +128,8 @@ def parse_stage(raw: dict, source: str = "<stage>", base_dir: Path = Path(".")) 
         problems += train_problems(stage.train) + data_problems(stage.data, base_dir)
         if stage.init is not None:
             problems += stage_source_problems(stage.init.source, "init.source")
+            if stage.init.train:
+                problems.append("init.train: a stage trains with its own train block; move these values there")
         if stage.data is not None:
             check_names("", (stage.model,), (stage.init,) if stage.init is not None else (), stage.data, base_dir,
                         problems)

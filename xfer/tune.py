@@ -74,7 +74,7 @@ def _trainable(config: dict, study: StudyConfig, inits: dict, uri: str, experime
     quiet_trial_worker()
     torch.set_num_threads(max(int(study.resources.cpu), 1))
     spec = trial_spec(config, inits)
-    study = apply_sweep(study, spec.sweep)
+    study = apply_sweep(study, spec.init.train_values + spec.sweep)  # the arm's own train values, then the grid's
     resume = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
