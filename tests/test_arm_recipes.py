@@ -57,3 +57,11 @@ def test_an_arms_own_learning_rate_is_no_sweep_axis_and_arms_are_still_compared(
     assert board.loc[board["init"] == "imagenet", "diff_vs_random"].round(1).eq(0.1).all()
     swept = pd.concat([frame, frame.assign(**{"param.train.lr": "0.01"})], ignore_index=True)
     assert swept_columns(swept) == ["param.train.lr"]  # varies within an arm: a real sweep axis
+
+
+def test_the_leaderboard_counts_runs_that_collapsed_to_a_constant_output():
+    frame = leaderboard_trials()
+    frame.loc[(frame["init"] == "random") & (frame["n_per_class"] == "10") & (frame["seed"] < 3), "test_auc"] = 0.5
+    board = leaderboard(frame).set_index(["init", "n_per_class"])
+    assert board.loc[("random", "10"), "collapsed"] == 3 and board.loc[("random", "all"), "collapsed"] == 0
+    assert board.loc[("imagenet", "10"), "collapsed"] == 0
