@@ -14,7 +14,7 @@ from xfer.analysis.stats import holm
 from xfer.inits import strategy_info
 
 SATURATED_VAL_AUC = 0.999  # a best validation AUC this high cannot rank checkpoints: early stopping picks at random
-COLLAPSED_TEST_AUC = 0.5  # exactly: every test image got the same score (a run that collapsed to a constant output)
+COLLAPSED_SPREAD = 0.01  # every class probability spans less than this over the test set: a (near-)constant output
 GROUP = ("init", "model", "n_per_class")
 
 
@@ -58,12 +58,12 @@ def arm_table(trials: pd.DataFrame, keys: list[str], predictions: dict | None = 
     without it the trial itself. Metrics other than test AUC are means over the arm's folds."""
     if "fold" not in trials:
         return trials.assign(_trials=1, _saturated=trials["best_val_auc"] >= SATURATED_VAL_AUC,
-                             _collapsed=trials["test_auc"] == COLLAPSED_TEST_AUC), "one run per arm"
+                             _collapsed=collapsed(trials, predictions)), "one run per arm"
     arm = [*keys, "seed", *[k for k in FOLD_TAGS if k != "fold" and k in trials]]
     external = external_columns(trials)
     n_test = pd.to_numeric(trials.get("param.n_test", pd.Series(np.nan, index=trials.index)), errors="coerce")
     arms = (trials.assign(_n_test=n_test, _saturated=trials["best_val_auc"] >= SATURATED_VAL_AUC,
-                          _collapsed=trials["test_auc"] == COLLAPSED_TEST_AUC)
+                          _collapsed=collapsed(trials, predictions))
             .groupby(arm, dropna=False)
             .agg(strategy=("strategy", "first"), test_auc=("test_auc", "mean"), best_val_auc=("best_val_auc", "mean"),
                  _saturated=("_saturated", "sum"), _collapsed=("_collapsed", "sum"), _trials=("run_id", "size"), _n_test=("_n_test", lambda n: n.sum(min_count=1)),
@@ -74,6 +74,18 @@ def arm_table(trials: pd.DataFrame, keys: list[str], predictions: dict | None = 
     how = ("pooled out-of-fold predictions" if pooled.notna().all() else
            "pooled out-of-fold predictions where logged, else the mean of its fold AUCs")
     return arms, how
+
+
+def collapsed(trials: pd.DataFrame, predictions: dict | None) -> pd.Series:
+    """Per trial: its test predictions are (nearly) the same for every image — a run that collapsed to a constant
+    output, whatever AUC its last-digit differences give; without logged predictions, a test AUC of exactly 0.5."""
+    def spread(run_id: str) -> float:
+        frame = (predictions or {}).get(run_id)
+        probs = frame[[c for c in frame.columns if c.startswith("prob_")]] if frame is not None else None
+        return float((probs.max() - probs.min()).max()) if probs is not None and probs.shape[1] else np.nan
+
+    spreads = trials["run_id"].map(spread) if "run_id" in trials else pd.Series(np.nan, index=trials.index)
+    return spreads.lt(COLLAPSED_SPREAD).where(spreads.notna(), trials["test_auc"] == 0.5).astype(bool)
 
 
 def classes_of(predictions: dict) -> tuple[str, ...]:
