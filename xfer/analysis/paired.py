@@ -21,8 +21,13 @@ Term = tuple[pd.Series, float]  # (mask over trials, weight)
 
 
 def swept_columns(trials: pd.DataFrame) -> list[str]:
-    """The `param.train.*` columns whose value differs between trials: the study's sweep axes."""
-    return sorted(c for c in trials.columns if c.startswith("param.train.") and trials[c].nunique(dropna=True) > 1)
+    """The `param.train.*` columns whose value differs between trials of one init: the study's sweep axes (a value
+    fixed per init, such as an arm's own learning rate, is part of the arm and never splits a comparison)."""
+    def swept(column: str) -> bool:
+        groups = trials.groupby("init")[column] if "init" in trials else [(None, trials[column])]
+        return any(values.nunique(dropna=True) > 1 for _, values in groups)
+
+    return sorted(c for c in trials.columns if c.startswith("param.train.") and swept(c))
 
 
 def present(trials: pd.DataFrame, keys: Sequence[str]) -> list[str]:
