@@ -122,14 +122,15 @@ def with_name(study: StudyConfig, name: str, out: Path) -> StudyConfig:
 
 
 def run_trials(study: StudyConfig):
-    """Every trial of `study` through xfer's Tune path (`xfer.tune.run_grid`, MLflow included); raises if one failed."""
+    """Every trial of `study` through xfer's Tune path (`xfer.tune.run_phase`, MLflow included); raises if one failed."""
     from xfer import track
-    from xfer.tune import run_grid
+    from xfer.plan import evaluation_phase
+    from xfer.tune import run_phase
 
     uri, experiment = track.tracking_for(study.tracking, study.name)
     experiment_id = track.ensure_experiment(uri, experiment)
     inits = {(i.name, m): i for i in study.trials.init for m in study.trials.models}
-    results = run_grid(study, inits, uri, experiment_id, None, resume=False)
+    results = run_phase(study, evaluation_phase(study), inits, uri, experiment_id, None, resume=False)
     errors = [r.error for r in results if r.error is not None]
     if errors:
         raise RuntimeError(f"{len(errors)} trial(s) failed; the first: {errors[0]!r}")

@@ -1,4 +1,4 @@
-"""What Ray Tune + MLflow cost per trial: K trials (seeds) run one after another through `xfer.tune.run_grid`
+"""What Ray Tune + MLflow cost per trial: K trials (seeds) run one after another through `xfer.tune.run_phase`
 vs the same K trainings as plain PyTorch loops (`xfer.train.fit` called directly), side by side (A B B A).
 
     python bench/overhead.py [--trials 3] [--epochs 3] [--per-class 200] [--size 64] [--model cbr_small]
@@ -95,7 +95,7 @@ def main() -> None:
           f"{args.epochs} epochs, Kermany {2 * args.per_class} images, 1 thread; Tune ran them in "
           f"{'/'.join(map(str, workers))} worker process(es)\n")
     print("| measure | value | target |\n|---|---|---|")
-    for label, kind in ((f"{k} plain loops (xfer.train.fit)", "A"), (f"{k} trials, Tune + MLflow (run_grid)", "B")):
+    for label, kind in ((f"{k} plain loops (xfer.train.fit)", "A"), (f"{k} trials, Tune + MLflow (run_phase)", "B")):
         for unit, values in (("wall", wall[kind]), ("CPU", cpu[kind])):
             print(f"| {label}, {unit} s | {', '.join(f'{x:.1f}' for x in values)} (mean {statistics.mean(values):.1f})"
                   " | |")

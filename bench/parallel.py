@@ -1,5 +1,5 @@
 """Trials in parallel: N concurrent one-CPU trials vs the same trials one after another, through the
-same Ray Tune path (`xfer.tune.run_grid`), measured side by side (S P P S) in one run.
+same Ray Tune path (`xfer.tune.run_phase`), measured side by side (S P P S) in one run.
 
     python bench/parallel.py [--trials 4] [--epochs 2] [--per-class 200]
 

@@ -59,3 +59,35 @@ def test_the_study_records_reused_finished_trials_and_its_own_unfinished_ones(tm
     results = [SimpleNamespace(error=None, metrics={"run_id": reused, "trial_done": 1}),
                SimpleNamespace(error=RuntimeError("boom"), metrics={})]
     assert study_trial_run_ids(uri, experiment_id, parent, results) == [reused, broken]
+
+
+def test_trial_tags_written_and_read_back_are_the_same_record():
+    from xfer.record import RECORD_VERSION, TrialTags
+
+    tags = TrialTags(study="s", key="imagenet|cbr_tiny|n=5|seed=1|fold=2|repeat=0", init="imagenet",
+                     strategy="imagenet", model="cbr_tiny", n_per_class="5", seed=1, dataset="d", fold=2, repeat=0,
+                     sweep=(("train.lr", "0.01"),))
+    logged = tags.to_mlflow()
+    assert logged["xfer.record_version"] == str(RECORD_VERSION) and logged["train.lr"] == "0.01"
+    assert TrialTags.from_mlflow("r", logged) == tags
+
+
+def test_runs_logged_before_the_record_was_versioned_read_as_version_1_and_a_newer_version_is_refused(tmp_path):
+    import pytest
+
+    from xfer.record import RecordVersionError, TrialTags
+
+    uri, client, experiment_id = fake_store(tmp_path)
+    old = trial_run(client, experiment_id, "random|0", 0.7)  # the tag set today's main writes, no version tag
+    assert load_study_runs(uri, "edited").trials.set_index("run_id").loc[old, "test_auc"] == 0.7
+    assert TrialTags.from_mlflow(old, client.get_run(old).data.tags).version == 1
+    with pytest.raises(RecordVersionError, match="record version 99"):
+        TrialTags.from_mlflow("r", {**client.get_run(old).data.tags, "xfer.record_version": "99"})
+
+
+def test_tuning_trials_are_never_analysed(tmp_path):
+    uri, client, experiment_id = fake_store(tmp_path)
+    kept = trial_run(client, experiment_id, "random|0", 0.7)
+    tuning = trial_run(client, experiment_id, "random|1", 0.9)
+    client.set_tag(tuning, "xfer.phase", "tuning")
+    assert set(load_study_runs(uri, "edited").trials["run_id"]) == {kept}

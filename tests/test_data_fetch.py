@@ -15,9 +15,11 @@ from PIL import Image
 
 from tests.conftest import DATA, ROOT
 from xfer.cli import main
-from xfer.config import ConfigError, absolutize, resolve_path
+from xfer.config import ConfigError
+from xfer.data.root import absolutize, resolve_path
 from xfer.data import catalog
-from xfer.data.catalog import CATALOG, DatasetSource, datasets_for_study
+from xfer.data.catalog import CATALOG, DatasetSource
+from xfer.data.datacli import datasets_for_study
 from xfer.data.fetch import MANIFEST, check_dataset, fetch_dataset, without_rows_of
 from xfer.data.root import DATA_ENV, data_root, user_data_root
 from xfer.load import load_study

@@ -16,7 +16,8 @@ from xfer.data.dedup import OverlapWarning
 from xfer.data.prepare import prepare_data, prepare_external
 from xfer.external import external_metrics
 from xfer.load import parse_study
-from xfer.trial import TrialSpec, run_trial
+from xfer.plan import TrialSpec
+from xfer.trial import run_trial
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

@@ -14,8 +14,9 @@ from xfer.data import Record, check_no_patient_in_two_splits
 from xfer.data.prepare import prepare_data
 from xfer.data.splits import fold_splits
 from xfer.load import parse_study
-from xfer.trial import TrialSpec, trial_data
-from xfer.tune import param_space
+from xfer.plan import TrialSpec
+from xfer.trial import trial_data
+from xfer.plan import evaluation_phase, evaluation_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDS = SplitConfig(val_fraction=0.2, seed=0, folds=4, repeats=2)
@@ -99,12 +100,13 @@ def test_a_fold_without_some_class_is_a_config_error_before_any_trial():
 
 def test_fold_and_repeat_are_grid_axes_and_in_the_trial_key():
     study = parse_study(smoke_study(folds=3, repeats=2), base_dir=ROOT / "experiments")
-    space = param_space(study)
-    assert space["fold"] == {"grid_search": [0, 1, 2]} and space["repeat"] == {"grid_search": [0, 1]}
-    assert "fold" not in param_space(parse_study(smoke_study(), base_dir=ROOT / "experiments"))
+    specs = [u.specs[0] for u in evaluation_phase(study).units]
+    assert {(s.fold, s.repeat) for s in specs} == {(f, r) for f in range(3) for r in range(2)}
+    assert len(specs) == 6 * len(list(evaluation_specs(parse_study(smoke_study(), base_dir=ROOT / "experiments"))))
+    assert {s.fold for s in evaluation_specs(parse_study(smoke_study(), base_dir=ROOT / "experiments"))} == {None}
     spec = TrialSpec(InitConfig("random"), "cbr_tiny", 4, 1, fold=2, repeat=1)
     assert spec.key == "random|cbr_tiny|n=4|seed=1|fold=2|repeat=1"
-    assert spec.tags("s", "d")["fold"] == "2" and spec.tags("s", "d")["repeat"] == "1"
+    assert spec.tags("s", "d").to_mlflow()["fold"] == "2" and spec.tags("s", "d").to_mlflow()["repeat"] == "1"
     assert TrialSpec(InitConfig("random"), "cbr_tiny", 4, 1).key == "random|cbr_tiny|n=4|seed=1"
 
 

@@ -11,7 +11,8 @@ from xfer.load import parse_study
 from xfer.models import build_model
 from xfer.pipeline import initial_model, rebuild_initial_model, weights_hash
 from xfer.stages import StageJob, train_stage
-from xfer.trial import TrialSpec, run_trial
+from xfer.plan import TrialSpec
+from xfer.trial import run_trial
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 KERMANY = {"name": "kermany", "layout": "label_csv", "root": str(DATA / "kermany-pneumonia-sample"),

@@ -16,7 +16,8 @@ from xfer.analysis.images import model_input
 from xfer.analysis.saliency import grad_cam, last_conv_block
 from xfer.analysis.shortcut import shortcut_probe
 from xfer.checkpoint import CheckpointMeta, load_trial, save_checkpoint
-from xfer.config import AnalysisConfig, TrainConfig, absolutize
+from xfer.config import AnalysisConfig, TrainConfig
+from xfer.data.root import absolutize
 from xfer.data.images import read_image_resized
 from xfer.data.prepare import prepare_data
 from xfer.load import parse_study
@@ -24,7 +25,8 @@ from xfer.explain import main as explain_main
 from xfer.models import build_model
 from xfer.report import build_report, main as report_main
 from xfer.train import FitData, fit
-from xfer.trial import TrialSpec, run_trial
+from xfer.plan import TrialSpec
+from xfer.trial import run_trial
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]

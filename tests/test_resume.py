@@ -48,13 +48,14 @@ def epochs_logged(uri: str, run: mlflow.entities.Run) -> int:
     return len(mlflow.MlflowClient(uri).get_metric_history(run.info.run_id, "train_loss"))
 
 
-def wait_for_partial_study(uri: str, process: subprocess.Popen, timeout_s: float) -> list[mlflow.entities.Run]:
+def wait_for_partial_study(uri: str, process: subprocess.Popen, timeout_s: float,
+                           experiment: str = "resume") -> list[mlflow.entities.Run]:
     """Poll MLflow until ≥1 trial is FINISHED and another is RUNNING past its first Tune checkpoint (epoch 5)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert process.poll() is None, "the study ended before it could be interrupted"
         with contextlib.suppress(Exception):  # the database may not exist yet
-            runs = trial_runs(uri, "resume")
+            runs = trial_runs(uri, experiment)
             finished = [r for r in runs if r.info.status == "FINISHED"]
             running = [r for r in runs if r.info.status == "RUNNING"]
             if finished and any(epochs_logged(uri, r) >= 6 for r in running):
@@ -136,3 +137,40 @@ def test_failing_trial_is_retried_then_recorded_failed(tmp_path):
     assert all(e.read_text().count("Failure #") == 2 for e in tune_errors), "tried once, retried once (max_failures: 1)"
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert (summary["trials"], summary["failed"]) == (2 * folds, folds)
+
+
+@pytest.mark.slow
+def test_resume_after_a_yaml_edit_never_finishes_a_trial_with_other_settings(tmp_path):
+    """Interrupted, then lr changed and a seed added: the resumed study trains every trial at the new lr from its
+    first epoch (no restored Tune state from the old lr), runs the added seed, and ends finished."""
+    changes = {"name": "edited", "trials.init": [{"strategy": "random"}], "trials.n_per_class": ["all"],
+               "trials.seeds": [0, 1], "train.epochs": EPOCHS, "ray.max_concurrent": 1, "data.split.folds": None}
+    study = write_study(SMOKE, tmp_path, changes)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with isolated_ray(tmp_path) as env:
+        log = open(tmp_path / "first.log", "w")
+        first = subprocess.Popen([sys.executable, "-m", "xfer.run", str(study), "--no-report"], cwd=ROOT, env=env,
+                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_for_partial_study(uri, first, timeout_s=600, experiment="edited")
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(first.pid, signal.SIGKILL)
+            kill_session(first.pid)
+            first.wait(30)
+            log.close()
+        study = write_study(SMOKE, tmp_path, {**changes, "train.lr": 0.001, "trials.seeds": [0, 1, 2]})
+        resumed = xfer_run([str(study), "--resume"], env)
+    output = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, output[-6000:]
+    assert "the study changed" in output
+    finished = [r for r in trial_runs(uri, "edited") if r.info.status == "FINISHED"]
+    new = [r for r in finished if float(r.data.params["train.lr"]) == 0.001]
+    assert sorted(r.data.tags["xfer.trial_key"] for r in new) == sorted(expected_trial_keys(study)), \
+        "every trial of the edited study, the added seed included, ran at the new lr"
+    for run in finished:  # the runs finished before the edit keep the lr they were trained with
+        steps = [m.step for m in mlflow.MlflowClient(uri).get_metric_history(run.info.run_id, "train_loss")]
+        assert sorted(steps) == list(range(1, EPOCHS + 1)), "each run trained at its own lr from epoch 1, once"
+    study_run = json.loads((tmp_path / "out" / "summary.json").read_text())["study_run_id"]
+    recorded = mlflow.MlflowClient(uri).download_artifacts(study_run, "trials.json", str(tmp_path))
+    assert set(json.loads(Path(recorded).read_text())["run_ids"]) == {r.info.run_id for r in new}

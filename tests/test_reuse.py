@@ -13,7 +13,8 @@ from xfer.config import InitConfig, StudyConfig
 from xfer.load import parse_study
 from xfer.reuse import reuse_key, source_identity
 from xfer.stages import plan_stage, train_stage
-from xfer.trial import TrialSpec, run_trial
+from xfer.plan import TrialSpec
+from xfer.trial import run_trial
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = {"train": ["a.png", "b.png"], "val": ["c.png"], "test": ["d.png"]}

@@ -7,7 +7,7 @@ from xfer.config import StudyConfig
 from xfer.load import load_study
 from xfer.source import parse_source
 from xfer.stages import plan_stage, recipe_dirs
-from xfer.tune import trial_count
+from xfer.plan import trial_count
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = sorted((ROOT / "experiments").glob("*.yaml"))

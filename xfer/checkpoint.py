@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,15 +90,15 @@ def read_trial_checkpoint(run_id_or_path: str, tracking_uri: Optional[str]) -> C
     """A checkpoint file, or an MLflow run's checkpoint artifact (downloaded to a temp dir)."""
     if Path(run_id_or_path).exists():
         return read_checkpoint(Path(run_id_or_path))
-    from xfer import track  # MLflow costs seconds to import; a checkpoint file needs none of it
+    from xfer import record, track  # MLflow costs seconds to import; a checkpoint file needs none of it
 
     client = track.client(track.resolve_tracking_uri(tracking_uri))
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            path = client.download_artifacts(run_id_or_path, track.CHECKPOINT_ARTIFACT, tmp)
+            path = client.download_artifacts(run_id_or_path, record.CHECKPOINT_ARTIFACT, tmp)
         except Exception as e:  # noqa: BLE001 - MLflow raises several types for a missing run/artifact
             raise FileNotFoundError(f"{run_id_or_path!r} is neither a checkpoint file nor an MLflow run with "
-                                    f"artifact {track.CHECKPOINT_ARTIFACT} in {client.tracking_uri}: {e}") from None
+                                    f"artifact {record.CHECKPOINT_ARTIFACT} in {client.tracking_uri}: {e}") from None
         return read_checkpoint(Path(path))
 
 
@@ -117,3 +118,15 @@ def load_trial(run_id_or_path: str, tracking_uri: Optional[str] = None) -> tuple
     model = model_from_meta(meta)
     model.load_state_dict(checkpoint.state_dict)
     return model.eval(), meta
+
+
+def load_trial_or_none(ref: str, tracking_uri: Optional[str]):
+    """(model, meta) of a trial's run id or checkpoint file; else one line on stderr saying why, and None."""
+    try:
+        return load_trial(ref, tracking_uri)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)  # torch's own advice runs on for lines
+    except Exception as e:  # noqa: BLE001 - torch's loader raises anything (KeyError: 101) for a non-checkpoint file
+        print(f"error: {ref}: not an xfer checkpoint nor a trial's run id ({type(e).__name__}: {e}); give the run id "
+              f"of a finished trial or its checkpoint/best.pt", file=sys.stderr)
+    return None

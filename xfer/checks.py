@@ -6,8 +6,9 @@ from numbers import Number
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from xfer.config import DataConfig, StudyConfig, TrainConfig, resolve_path
+from xfer.config import DataConfig, StudyConfig, TrainConfig
 from xfer.convert import short
+from xfer.data.root import resolve_path
 from xfer.paths import name_problem
 from xfer.source import parse_source
 

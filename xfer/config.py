@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
+from xfer.source import Source, parse_source
+
+DERIVED = "xfer.derived"  # dataclass field metadata: computed from other fields, never logged nor hashed
+
 
 MAX_PROBLEM = 2000  # characters of one problem line: a huge value is quoted by a prefix, never in full
 
@@ -81,11 +85,15 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class InitConfig:
-    """An initialization strategy and the weights it draws on."""
+    """An initialization strategy and the weights it draws on; `origin` is `source` parsed, once, here."""
 
     strategy: str
     source: Optional[str] = None  # published name, checkpoint file, or stage:NAME
     label: Optional[str] = None  # how reports name it; default: strategy
+    origin: Source = field(init=False, repr=False, compare=False, metadata={DERIVED: True})
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "origin", parse_source(self.source if isinstance(self.source, str) else None))
 
     @property
     def name(self) -> str:
@@ -129,8 +137,21 @@ class TrialsConfig:
     init: tuple[InitConfig, ...]
     models: tuple[str, ...]
     n_per_class: tuple[Union[int, str], ...] = ("all",)
-    seeds: tuple[int, ...] = (0,)
+    # the same seeds at every n, or per n: {5: 32, 80: 6} (seeds 0…k-1) or {5: [0, 1, 2], 80: [0]}
+    seeds: Union[tuple[int, ...], dict[str, Union[int, tuple[int, ...]]]] = (0,)
     sweep: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # extra grid axes: {"train.lr": [0.01, 0.001]}
+
+    def seeds_for(self, n: Union[int, str]) -> tuple[int, ...]:
+        """The evaluation seeds at training-set size `n`."""
+        if not isinstance(self.seeds, dict):
+            return tuple(self.seeds)
+        given = self.seeds.get(str(n), ())
+        return tuple(range(given)) if isinstance(given, int) else tuple(given)
+
+    @property
+    def all_seeds(self) -> tuple[int, ...]:
+        """Every evaluation seed at any n, once."""
+        return tuple(dict.fromkeys(s for n in self.n_per_class or () for s in self.seeds_for(n)))
 
 
 @dataclass(frozen=True)
@@ -171,11 +192,26 @@ class AnalysisConfig:
 
 
 @dataclass(frozen=True)
+class TuningConfig:
+    """A tuning phase before the evaluation: per (init, model, n) cell, Tune searches `space` on validation only,
+    with its own seeds, and the cell's evaluation trials train with the best values found."""
+
+    space: dict[str, Any]  # "train.NAME": [choices] or "loguniform(lo, hi)" / "uniform(lo, hi)" / "randint(lo, hi)"
+    samples: int = 8  # configurations tried per cell (a grid search: every combination once)
+    search: Literal["random", "optuna", "grid"] = "random"
+    scheduler: Literal["asha", "none"] = "asha"  # ASHA stops weak configurations early
+    grace_epochs: int = 2  # ASHA: epochs every configuration trains before it can be stopped
+    seeds: tuple[int, ...] = (100,)  # disjoint from trials.seeds: tuning never reuses an evaluation seed
+    metric: Literal["val_auc"] = "val_auc"  # validation only: the test set is never read while tuning
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     name: str
     data: DataConfig
     trials: TrialsConfig
     train: TrainConfig = TrainConfig()
+    tuning: Optional[TuningConfig] = None
     resources: ResourcesConfig = ResourcesConfig()
     ray: RayConfig = RayConfig()
     tracking: TrackingConfig = TrackingConfig()
@@ -205,19 +241,6 @@ class StageConfig:
 # ---------------------------------------------------------------- helpers
 
 
-def resolve_path(p: str, base_dir: Path) -> Path:
-    """Paths in a config are relative to the working directory if they exist there, else to the file;
-    a dataset folder is looked up in the data root by name (first when XFER_DATA is set, else last)."""
-    from xfer.data.root import chosen_dataset_folder, dataset_folder  # lazy: xfer.data imports this module
-    path = Path(p).expanduser()
-    if chosen := chosen_dataset_folder(path):
-        return chosen
-    if path.is_absolute() or path.exists():
-        return path
-    beside = base_dir / path
-    return beside if beside.exists() else dataset_folder(path)
-
-
 def positive_index(classes: tuple[str, ...], positive_class: Optional[str]) -> int:
     """Index of the positive class (sensitivity, specificity, binary AUC): `positive_class`, else the last."""
     return classes.index(positive_class) if positive_class in classes else len(classes) - 1
@@ -234,7 +257,8 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     if dataclasses.is_dataclass(obj):
         for f in dataclasses.fields(obj):
-            out.update(flatten(getattr(obj, f.name), f"{prefix}{f.name}."))
+            if not f.metadata.get(DERIVED):
+                out.update(flatten(getattr(obj, f.name), f"{prefix}{f.name}."))
         return out
     if isinstance(obj, tuple) and obj and dataclasses.is_dataclass(obj[0]):
         for i, item in enumerate(obj):
@@ -242,13 +266,3 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
         return out
     out[prefix.rstrip(".")] = obj
     return out
-
-
-def absolutize(data: DataConfig, base_dir: Path) -> DataConfig:
-    """Make dataset roots and the cache folder absolute, so Ray workers in other folders find them."""
-    def absolute(datasets: tuple[DatasetConfig, ...]) -> tuple[DatasetConfig, ...]:
-        return tuple(dataclasses.replace(d, root=str(resolve_path(d.root, base_dir).resolve())) for d in datasets)
-
-    return dataclasses.replace(data, datasets=absolute(data.datasets), cache_dir=str(Path(data.cache_dir).resolve()),
-                               exclude_overlap_with=absolute(data.exclude_overlap_with),
-                               external=absolute(data.external))

@@ -52,13 +52,12 @@ def one_line_warnings() -> None:
     warnings.showwarning = show
 
 
-def quiet_trial_worker() -> None:
-    """In a trial's worker: no Ray Train line per checkpoint, no repeat of the skipped-files warning (the driver
-    reported it, with its listing, before trials started), xfer's other warnings on one line, once per worker."""
-    from xfer.data.records import SkippedImagesWarning
-
+def quiet_trial_worker(*already_said: type[Warning]) -> None:
+    """In a trial's worker: no Ray Train line per checkpoint, no repeat of warnings the driver already reported
+    (e.g. the skipped-files one, with its listing), xfer's other warnings on one line, once per worker."""
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # "Checkpoint successfully created at: …"
-    warnings.simplefilter("ignore", SkippedImagesWarning)
+    for category in already_said:
+        warnings.simplefilter("ignore", category)
     one_line_warnings()
 
 
@@ -114,9 +113,13 @@ class TrialProgress(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
         self.done += 1
         r = trial.last_result or {}
-        say(f"trial {self.done}/{self.total} {self.key_of(trial.config)}  best val AUC {metric(r, 'best_val_auc')}  "
-            f"test AUC {metric(r, 'test_auc')}  {duration(r.get('time_total_s', 0))}  "
-            f"ETA {eta(self.began, self.done, self.total)}")
+        if not r.get("trial_done"):  # a scheduler (ASHA) stopped it: not a failure, not re-run
+            say(f"trial {self.done}/{self.total} {self.key_of(trial.config)}  stopped early by the scheduler at "
+                f"validation {metric(r, 'tuning_score')}  ETA {eta(self.began, self.done, self.total)}")
+            return
+        tested = f"test AUC {metric(r, 'test_auc')}" if "test_auc" in r else "test set not read (tuning)"
+        say(f"trial {self.done}/{self.total} {self.key_of(trial.config)}  best val AUC {metric(r, 'tuning_score')}  "
+            f"{tested}  {duration(r.get('time_total_s', 0))}  ETA {eta(self.began, self.done, self.total)}")
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
         self.done += 1

@@ -92,7 +92,7 @@ def to_dataclass(raw: Any, cls: type, path: str, problems: list[str]) -> Any:
         problems.append(f"{path or '<top>'}: expected a mapping, got {short(raw)}")
         return None
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # not the derived ones
     prefix = f"{path}." if path else ""
     for key in raw:
         if key not in fields:

@@ -14,7 +14,8 @@ import torch  # noqa: E402
 
 from xfer.analysis.saliency import grad_cam, last_conv_block, saliency  # noqa: E402
 from xfer.analysis.images import model_input  # noqa: E402
-from xfer.checkpoint import CheckpointMeta  # noqa: E402
+from xfer.checkpoint import CheckpointMeta, load_trial_or_none  # noqa: E402
+from xfer.paths import not_a_folder  # noqa: E402
 
 
 def explain_image(model: torch.nn.Module, meta: CheckpointMeta, path: str, out: Path,
@@ -88,8 +89,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./mlflow.db)")
     parser.add_argument("--class", dest="target", help="class to explain (default: the predicted class)")
     args = parser.parse_args(argv)
-    from xfer.predict import load_trial_or_none, not_a_folder
-
     if problem := not_a_folder(args.out, "--out"):
         print(problem, file=sys.stderr)
         return 2

@@ -7,13 +7,12 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from xfer import track
+from xfer import record, track
 from xfer.data.prepare import ExternalSet
 from xfer.metrics import classification_metrics
 from xfer.train import pick_device, predict_probs
 
 EXTERNAL_PREFIX = "external/{name}/"  # MLflow metric names allow '/'
-EXTERNAL_PREDICTIONS = "eval/external/{name}_predictions.csv"
 
 
 def external_metrics(labels: np.ndarray, probs: np.ndarray, classes: tuple[str, ...], positive: int,
@@ -38,9 +37,8 @@ def score_external(uri: str, run_id: str, model: nn.Module, normalization: str, 
         metrics.update(scored)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"{external.name}_predictions.csv"
-            rows = ["path,patient_id,label," + ",".join(f"prob_{c}" for c in classes)]
-            rows += [f"{r.path},{r.patient_id},{y}," + ",".join(f"{v:.9g}" for v in p)
-                     for r, y, p in zip(external.records, external.labels, probs)]
-            path.write_text("\n".join(rows) + "\n")
-            track.log_file(uri, run_id, path, EXTERNAL_PREDICTIONS.format(name=external.name))
+            record.write_predictions(record.predictions_table(
+                {"path": [r.path for r in external.records], "patient_id": [r.patient_id for r in external.records],
+                 "label": external.labels}, probs, classes), path)
+            track.log_file(uri, run_id, path, record.EXTERNAL_PREDICTIONS_ARTIFACT.format(name=external.name))
     return metrics

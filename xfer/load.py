@@ -5,7 +5,8 @@ from pathlib import Path
 
 import yaml
 
-from xfer.config import ConfigError, DataConfig, DatasetConfig, InitConfig, StageConfig, StudyConfig, resolve_path
+from xfer.config import ConfigError, DataConfig, DatasetConfig, InitConfig, StageConfig, StudyConfig
+from xfer.data.root import resolve_path
 from xfer.checks import data_problems, stage_source_problems, study_problems, train_problems
 from xfer.convert import field_name, short, to_dataclass
 from xfer.data import DATASETS
@@ -15,8 +16,8 @@ from xfer.data.xrv_datasets import IMAGE_COLUMNS
 from xfer.inits import INITS
 from xfer.models import is_known_model, known_models
 from xfer.paths import name_problem
-from xfer.source import parse_source
 from xfer.sweep import sweep_problems
+from xfer.tuning import tuning_problems
 
 
 def check_layout_and_root(at: str, ds: DatasetConfig, base_dir: Path, problems: list[str]) -> None:
@@ -68,7 +69,7 @@ def check_names(path: str, models: tuple[str, ...], inits: tuple[InitConfig, ...
         at = f"{path}init[{i}]"
         if init.strategy is not None and init.strategy not in INITS:
             problems.append(f"{at}: unknown strategy {short(init.strategy)}; known: {INITS.known()}")
-        source = parse_source(init.source if isinstance(init.source, str) else None)
+        source = init.origin
         if source.kind == "file" and not resolve_path(source.name, base_dir).exists():
             problems.append(f"{at}.source: checkpoint file not found: {resolve_path(source.name, base_dir)}")
 
@@ -181,6 +182,8 @@ def parse_study(raw: dict, source: str = "<study>", base_dir: Path = Path(".")) 
             problems.append("data.multi_label: studies are single-label; multi-label heads are for pretraining stages")
         if t is not None:
             problems += sweep_problems(t.sweep or {})
+            problems += seed_problems(t)
+            problems += tuning_problems(study.tuning, t.all_seeds if not seed_problems(t) else ())
         if study.data is not None and t is not None and not problems:
             problems += split_and_external_problems(study.data, tuple(t.n_per_class), base_dir)
     if problems:
@@ -207,6 +210,25 @@ def parse_stage(raw: dict, source: str = "<stage>", base_dir: Path = Path(".")) 
     if problems:
         raise ConfigError(source, list(dict.fromkeys(problems)))
     return stage
+
+
+def seed_problems(trials) -> list[str]:
+    """Seeds per n (`trials.seeds: {5: 32, 80: 6}`): one entry per n of trials.n_per_class, each a count >= 1 or a
+    non-empty list of seeds in [0, 2**32)."""
+    if not isinstance(trials.seeds, dict):
+        return []
+    sizes = {str(n) for n in trials.n_per_class or ()}
+    problems = [f"trials.seeds.{k}: not a size of trials.n_per_class ({', '.join(sorted(sizes))})"
+                for k in trials.seeds if k not in sizes]
+    problems += [f"trials.seeds: no seeds for n = {n}; give every size of trials.n_per_class its seeds"
+                 for n in sorted(sizes - set(trials.seeds))]
+    for k, given in trials.seeds.items():
+        seeds = range(given) if isinstance(given, int) else given
+        if isinstance(given, int) and given < 1 or not seeds:
+            problems.append(f"trials.seeds.{k}: give a count >= 1 or a non-empty list of seeds")
+        elif not all(0 <= s < 2 ** 32 for s in seeds) or len(set(seeds)) != len(seeds):
+            problems.append(f"trials.seeds.{k}: seeds must be distinct integers in [0, 2**32)")
+    return problems
 
 
 def load_study(path: str | Path) -> StudyConfig:

@@ -6,6 +6,7 @@ import shutil
 import time
 import warnings
 from pathlib import Path
+from typing import Optional
 
 from xfer.convert import short
 
@@ -76,3 +77,10 @@ def move_aside(path: Path, why: str) -> Path:
                   stacklevel=2)
     return target
 
+
+
+def not_a_folder(out: Path, option: str) -> Optional[str]:
+    """The error line when an output folder option names an existing file, else None."""
+    if out.exists() and not out.is_dir():
+        return f"error: {option} {out} is a file; give a folder for the images to write (created if missing)"
+    return None

@@ -62,10 +62,10 @@ def init_params(info: InitInfo, model: nn.Module) -> dict[str, str]:
             "init.notes": info.notes, "init.weights_hash": weights_hash(model), "device": str(pick_device())}
 
 
-def train_and_test(uri: str, run_id: str, model_name: str, init: InitConfig, data: FitData, test_idx: np.ndarray,
-                   cfg: TrainConfig, channels: int, seed: int, params: dict, on_epoch: Optional[EpochHook] = None,
-                   resume: Optional[dict] = None) -> Tested:
-    """Build and initialise the model, log `params`, train, test on `test_idx`; metrics go to the MLflow run."""
+def train_logged(uri: str, run_id: str, model_name: str, init: InitConfig, data: FitData, cfg: TrainConfig,
+                 channels: int, seed: int, params: dict, on_epoch: Optional[EpochHook] = None,
+                 resume: Optional[dict] = None) -> tuple[nn.Module, InitInfo, FitResult]:
+    """Build and initialise the model, log `params`, train on train/validation only; epochs go to the MLflow run."""
     model, info = initial_model(model_name, len(data.classes), channels, init, seed)
     track.log_params(uri, run_id, {**init_params(info, model), **params})
 
@@ -78,14 +78,26 @@ def train_and_test(uri: str, run_id: str, model_name: str, init: InitConfig, dat
         if on_epoch is not None:
             on_epoch(epoch, metrics, state)
 
-    result = fit(model, model_name, data, cfg, info.normalization, seed, on_epoch=log_epoch, resume=resume)
+    return model, info, fit(model, model_name, data, cfg, info.normalization, seed, on_epoch=log_epoch, resume=resume)
+
+
+def fit_summary(result: FitResult) -> dict[str, float]:
+    return {"best_epoch": result.best_epoch, "best_val_auc": result.best_val_auc,
+            "epochs_trained": len(result.history), "train_seconds": result.train_seconds}
+
+
+def train_and_test(uri: str, run_id: str, model_name: str, init: InitConfig, data: FitData, test_idx: np.ndarray,
+                   cfg: TrainConfig, channels: int, seed: int, params: dict, on_epoch: Optional[EpochHook] = None,
+                   resume: Optional[dict] = None) -> Tested:
+    """`train_logged`, then the best epoch's model tested on `test_idx`; metrics go to the MLflow run."""
+    model, info, result = train_logged(uri, run_id, model_name, init, data, cfg, channels, seed, params, on_epoch,
+                                       resume)
     probs = predict_probs(model, data.images_at(data.image_size)[test_idx], info.normalization, pick_device(),
                           multi_label=data.multi_label)
     y_test = data.labels[test_idx]
     metrics = multilabel_metrics(y_test, probs, data.classes, "test_") if data.multi_label else \
         classification_metrics(y_test, probs, data.classes, data.positive % len(data.classes), "test_")
-    metrics.update(best_epoch=result.best_epoch, best_val_auc=result.best_val_auc,
-                   epochs_trained=len(result.history), train_seconds=result.train_seconds)
+    metrics.update(fit_summary(result))
     track.log_metrics(uri, run_id, metrics, step=0)
     meta = CheckpointMeta(model=model_name, num_classes=len(data.classes), classes=tuple(data.classes),
                           in_channels=channels, image_size=data.image_size, normalization=info.normalization,

@@ -9,7 +9,8 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from xfer.checkpoint import CheckpointMeta
+from xfer.checkpoint import CheckpointMeta, load_trial_or_none
+from xfer.paths import not_a_folder
 from xfer.data.images import IMAGE_SUFFIXES
 
 
@@ -89,27 +90,6 @@ def main(argv: Optional[list[str]] = None) -> int:
         for path, message in write_explanations(model, meta, [p for p, _ in rows], args.gradcam)[1]:
             print(f"error: {path}: Grad-CAM: {message}", file=sys.stderr)
     return 0 if rows else 1
-
-
-def not_a_folder(out: Path, option: str) -> Optional[str]:
-    """The error line when an output folder option names an existing file, else None."""
-    if out.exists() and not out.is_dir():
-        return f"error: {option} {out} is a file; give a folder for the images to write (created if missing)"
-    return None
-
-
-def load_trial_or_none(ref: str, tracking_uri: Optional[str]):
-    """(model, meta) of a trial's run id or checkpoint file; else one line on stderr saying why, and None."""
-    from xfer.checkpoint import load_trial
-
-    try:
-        return load_trial(ref, tracking_uri)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)  # torch's own advice runs on for lines
-    except Exception as e:  # noqa: BLE001 - torch's loader raises anything (KeyError: 101) for a non-checkpoint file
-        print(f"error: {ref}: not an xfer checkpoint nor a trial's run id ({type(e).__name__}: {e}); give the run id "
-              f"of a finished trial or its checkpoint/best.pt", file=sys.stderr)
-    return None
 
 
 if __name__ == "__main__":

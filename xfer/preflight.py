@@ -7,21 +7,22 @@ from pathlib import Path
 import numpy as np
 
 from xfer.config import StudyConfig
-from xfer.source import parse_source
 
 
 def missing_published_weights(study: StudyConfig) -> list[str]:
     """Every published weight file the trials need must be in its library's cache."""
+    from xfer.inits import strategy_info
     from xfer.inits.published import published_weights
     from xfer.inits.weights import source_for
 
     problems = []
     for i, init in enumerate(study.trials.init):
-        if init.strategy == "random" or parse_source(init.source).kind in ("stage", "file"):
+        info = strategy_info(init.strategy)
+        if not info.takes_source or init.origin.kind in ("stage", "file"):
             continue
         for model in study.trials.models:
             try:
-                weights = published_weights(source_for(model, init.source, "xray" if init.strategy == "chexpert" else "imagenet"))
+                weights = published_weights(source_for(model, init.source, info.published_role))
             except (ValueError, KeyError) as e:
                 problems.append(f"trials.init[{i}].source (model {model}): {e}")
                 continue

@@ -22,7 +22,8 @@ from xfer.analysis.images import AnalysisImages, log_analysis_images, read_analy
 from xfer.analysis.paired import positive_class
 from xfer.analysis.probes import CKA_COLUMNS, probe_trials
 from xfer.analysis.shortcut import ShortcutResult, shortcut_probe
-from xfer.config import AnalysisConfig, absolutize
+from xfer.config import AnalysisConfig
+from xfer.data.root import absolutize
 from xfer.load import load_study
 
 

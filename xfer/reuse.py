@@ -8,14 +8,14 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from xfer.config import InitConfig, StudyConfig, resolve_path, set_values
-from xfer.source import parse_source
+from xfer.config import InitConfig, StudyConfig, set_values
+from xfer.data.root import resolve_path
 
 # trial axes are in the trial key and the source is hashed below; the rest does not change a result
 NOT_RESULTS = ("trials.", "ray.", "tracking.", "analysis.", "resources.", "output_dir", "description")
 
 
-def _digest(value: Any) -> str:
+def digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -42,7 +42,7 @@ def file_sha256(path: Path) -> str:
 def source_identity(init: InitConfig, base_dir: Path) -> dict[str, str]:
     """What an init's weights are: its strategy and a published name, or a checkpoint file's content hash
     (a resolved `stage:` source is its stage's checkpoint: a changed recipe trains new weights)."""
-    source = parse_source(init.source)
+    source = init.origin
     identity = {"strategy": init.strategy, "kind": source.kind}
     if source.kind == "file":
         path = resolve_path(source.name, base_dir)
@@ -56,5 +56,5 @@ def reuse_key(study: StudyConfig, init: InitConfig, images: dict[str, Sequence[s
               axes: dict[str, Any]) -> str:
     """Hash of the study's result-changing config, the init's source identity, the trial's axes (model, n,
     seed, fold, repeat) and the image ids of its train subset, validation and test."""
-    return _digest({"config": config_values(study), "source": source_identity(init, base_dir), "axes": axes,
-                    "images": {part: _digest(sorted(ids)) for part, ids in images.items()}})
+    return digest({"config": config_values(study), "source": source_identity(init, base_dir), "axes": axes,
+                    "images": {part: digest(sorted(ids)) for part, ids in images.items()}})

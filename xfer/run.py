@@ -15,7 +15,8 @@ from mlflow.exceptions import MlflowException
 
 from xfer import console, track
 from xfer.data.records import LISTINGS_ENV
-from xfer.config import ConfigError, StudyConfig, absolutize
+from xfer.config import ConfigError, StudyConfig
+from xfer.data.root import absolutize
 from xfer.load import is_stage_file, load_stage, load_study
 from xfer.lock import StudyLockedError, study_lock
 from xfer.paths import UnsafePathError
@@ -84,9 +85,11 @@ def run_study(path: Path, resume: bool = False, report: bool = True, recipes: Op
 
 def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, recipes: Optional[Path],
                 report_partial: bool) -> dict:
+    from xfer.plan import evaluation_phase
     from xfer.stages import recipe_dirs, resolve_init_sources
     from xfer.cluster import connect
-    from xfer.tune import run_grid, trial_count
+    from xfer.tune import run_phase
+    from xfer.tuning import recipes_to_json, run_tuning
 
     began = time.perf_counter()
     uri, experiment = track.tracking_for(study.tracking, study.name)
@@ -98,7 +101,8 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
         track.client(uri).set_experiment_tag(experiment_id, track.NOTE_TAG, study.description)
     parent = track.study_run_id(uri, experiment_id, study.name, reuse=resume)
     track.log_params(uri, parent, {"study_file": str(path)})
-    summary = {"status": "failed", "trials": trial_count(study), "experiment": experiment, "tracking_uri": uri,
+    phase = evaluation_phase(study)
+    summary = {"status": "failed", "trials": phase.trials, "experiment": experiment, "tracking_uri": uri,
                "study_run_id": parent}
     console.say(f"study {study.name}: {summary['trials']} trials; MLflow experiment {experiment!r} in {uri}")
     results, error = None, None
@@ -110,7 +114,14 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
                                      track.ensure_experiment(uri, track.STAGE_EXPERIMENT),
                                      study.resources.cpu, study.resources.gpu)
         with sigint_restored():  # Tune leaves its own SIGINT handler behind: Ctrl-C during the report must work
-            results = run_grid(study, inits, uri, experiment_id, parent, resume)
+            if study.tuning is not None:
+                tuning_began = time.perf_counter()
+                recipes = run_tuning(study, inits, uri, experiment_id, parent, resume)
+                summary["tuning_seconds"] = round(time.perf_counter() - tuning_began, 1)
+                track.client(uri).log_dict(parent, {"recipes": json.loads(recipes_to_json(recipes))},
+                                           "tuning_recipes.json")
+                phase = evaluation_phase(study, recipes)
+            results = run_phase(study, phase, inits, uri, experiment_id, parent, resume)
     except BaseException as e:  # noqa: BLE001 - every way out leaves the runs terminated and a summary
         error = e
     summary.update(trial_outcomes(uri, experiment_id, parent, results, summary["trials"]))
@@ -118,9 +129,10 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
         with _tracking_may_fail():
             track.client(uri).log_dict(parent, {"run_ids": study_trial_run_ids(uri, experiment_id, parent, results)},
                                        track.STUDY_TRIALS_ARTIFACT)
-    # unfinished trials: Tune's own SIGINT handler stopped the grid; but when Ray never started, no trial could run
-    interrupted = not isinstance(error, RayStartError) and (
-        isinstance(error, KeyboardInterrupt) or summary["killed"] + summary["never_started"] > 0)
+    # unfinished trials: Tune's own SIGINT handler stopped the grid; an error (Ray that never started, a failed
+    # tuning phase) is no interruption
+    interrupted = isinstance(error, KeyboardInterrupt) or (
+        error is None and summary["killed"] + summary["never_started"] > 0)
     summary["status"] = "interrupted" if interrupted else RAY_UNAVAILABLE if isinstance(error, RayStartError) else \
         "failed" if error or summary["failed"] else "finished"
     if error is not None and not isinstance(error, KeyboardInterrupt):

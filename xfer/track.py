@@ -15,15 +15,12 @@ from mlflow.entities import RunStatus
 
 from xfer.config import TrackingConfig
 from xfer.paths import inside
+from xfer.record import KIND_TAG, STUDY_HASH_TAG, STUDY_TAG, TRIAL, TRIAL_KEY_TAG  # noqa: F401 - one set of tag names
 
 MAX_PARAM_LENGTH = 6000
 
-# tags every xfer run carries; analysis finds runs by them
-KIND_TAG = "xfer.kind"  # one of the kinds below
-TRIAL, STAGE, STUDY = "trial", "stage", "study"
-STUDY_TAG = "xfer.study"
-TRIAL_KEY_TAG = "xfer.trial_key"
-STUDY_HASH_TAG = "xfer.study_hash"
+# tags every xfer run carries; analysis finds runs by them (a trial run's own tags: xfer.record)
+STAGE, STUDY = "stage", "study"
 STAGE_TAG = "xfer.stage"
 STAGE_KEY_TAG = "xfer.stage_key"
 PARENT_TAG = "mlflow.parentRunId"
@@ -31,11 +28,7 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # MLflow 3's UI opens a model-tra
 NOTE_TAG = "mlflow.note.content"  # the description the MLflow UI shows on an experiment or run
 STAGE_EXPERIMENT = "xfer-stages"  # stage runs of every study: stages are cached and shared across studies
 
-# artifact paths inside a run
-CHECKPOINT_ARTIFACT = "checkpoint/best.pt"
-PREDICTIONS_ARTIFACT = "eval/test_predictions.csv"
-CONFUSION_ARTIFACT = "eval/confusion_matrix.json"
-CONFUSION_FIGURE_ARTIFACT = "eval/confusion_matrix.png"
+# artifact paths inside a run (a trial run's own: xfer.record)
 ERROR_ARTIFACT = "error.txt"
 MANIFEST_ARTIFACT = "manifest.json"
 REPORT_ARTIFACTS = "report"  # a folder, on the study run

@@ -3,58 +3,34 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+import warnings
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional
 
 import numpy as np
 import pandas as pd
 
-from xfer import track
+from xfer import record, track
 from xfer.checkpoint import save_checkpoint
-from xfer.config import InitConfig, StudyConfig, flatten
+from xfer.config import StudyConfig, flatten
 from xfer.data.prepare import PreparedData, prepare_data, prepare_external
 from xfer.data.splits import nested_subsets
 from xfer.metrics import per_class_report
+from xfer.paths import CorruptCacheWarning
 from xfer.external import score_external
-from xfer.pipeline import Tested, train_and_test
+from xfer.pipeline import Tested, fit_summary, train_and_test, train_logged
+from xfer.plan import TrialSpec
+from xfer.record import EVALUATION
 from xfer.reuse import reuse_key
 from xfer.train import EpochHook, FitData
-
-
-@dataclass(frozen=True)
-class TrialSpec:
-    init: InitConfig  # `stage:` sources already resolved to checkpoint files
-    model: str
-    n_per_class: Union[int, str]
-    seed: int
-    sweep: tuple[tuple[str, Any], ...] = ()  # swept `train.*` values: (("train.lr", 0.01), ...)
-    fold: Optional[int] = None  # cross-validated studies (data.split.folds): the test fold
-    repeat: int = 0  # and the K-fold repeat it belongs to
-
-    @property
-    def folds(self) -> dict[str, int]:
-        """{"fold", "repeat"} of a cross-validated trial; empty for the fixed split."""
-        return {} if self.fold is None else {"fold": self.fold, "repeat": self.repeat}
-
-    @property
-    def key(self) -> str:
-        folds = "".join(f"|{name}={value}" for name, value in self.folds.items())
-        swept = "".join(f"|{name}={value}" for name, value in self.sweep)
-        return f"{self.init.name}|{self.model}|n={self.n_per_class}|seed={self.seed}{folds}{swept}"
-
-    def tags(self, study: str, dataset: str) -> dict[str, str]:
-        return {track.KIND_TAG: track.TRIAL, track.STUDY_TAG: study, track.TRIAL_KEY_TAG: self.key,
-                "init": self.init.name, "strategy": self.init.strategy, "model": self.model,
-                "n_per_class": str(self.n_per_class), "seed": str(self.seed), "dataset": dataset,
-                **{name: str(value) for name, value in self.folds.items()},
-                **{name: str(value) for name, value in self.sweep}}
 
 
 def finished_metrics(uri: str, experiment_id: str, key: str, fingerprint: str) -> Optional[dict]:
     """Final metrics of this trial's finished run, if one exists (resume never re-runs it)."""
     run = track.find_run(uri, experiment_id, {track.TRIAL_KEY_TAG: key, track.STUDY_HASH_TAG: fingerprint})
-    return dict(run.data.metrics, run_id=run.info.run_id) if track.is_finished(run) else None
+    if not track.is_finished(run) or run.data.tags.get(record.OUTCOME_TAG) == record.STOPPED_EARLY:
+        return None  # a trial a scheduler stopped is no result to reuse
+    return dict(run.data.metrics, run_id=run.info.run_id)
 
 
 def trial_data(study: StudyConfig, prepared: PreparedData, spec: TrialSpec) -> FitData:
@@ -84,48 +60,72 @@ def _log_test_artifacts(uri: str, run_id: str, prepared: PreparedData, data: Fit
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         checkpoint = save_checkpoint(tmp / "best.pt", tested.fit.best_state, tested.meta)
-        track.log_file(uri, run_id, checkpoint, track.CHECKPOINT_ARTIFACT)
+        track.log_file(uri, run_id, checkpoint, record.CHECKPOINT_ARTIFACT)
         files = [prepared.records[i].path for i in tested.test_idx]
-        pd.DataFrame({"index": tested.test_idx, "file": files, "patient_id": prepared.patient_ids[tested.test_idx],
-                      "label": prepared.labels[tested.test_idx],
-                      **{f"prob_{c}": tested.probs[:, k] for k, c in enumerate(prepared.classes)}}
-                     ).to_csv(tmp / "test_predictions.csv", index=False, float_format="%.9g")  # exact float32: no ties
+        record.write_predictions(record.predictions_table(
+            {"index": tested.test_idx, "file": files, "patient_id": prepared.patient_ids[tested.test_idx],
+             "label": prepared.labels[tested.test_idx]}, tested.probs, prepared.classes), tmp / "test_predictions.csv")
         (tmp / "confusion_matrix.json").write_text(json.dumps({"classes": list(prepared.classes), "matrix": matrix}))
         confusion_matrix_figure(np.array(matrix), prepared.classes, tmp / "confusion_matrix.png", key)
-        track.log_file(uri, run_id, tmp / "test_predictions.csv", track.PREDICTIONS_ARTIFACT)
-        track.log_file(uri, run_id, tmp / "confusion_matrix.json", track.CONFUSION_ARTIFACT)
-        track.log_file(uri, run_id, tmp / "confusion_matrix.png", track.CONFUSION_FIGURE_ARTIFACT)
+        track.log_file(uri, run_id, tmp / "test_predictions.csv", record.PREDICTIONS_ARTIFACT)
+        track.log_file(uri, run_id, tmp / "confusion_matrix.json", record.CONFUSION_ARTIFACT)
+        track.log_file(uri, run_id, tmp / "confusion_matrix.png", record.CONFUSION_FIGURE_ARTIFACT)
         log_trial_model(uri, run_id, checkpoint, files, prepared.classes,
                         split_listings(prepared, data, tested.test_idx))
+
+
+def keyed_resume(resume: Optional[dict], on_epoch: Optional[EpochHook], key: str,
+                 fingerprint: str) -> tuple[Optional[dict], Optional[EpochHook]]:
+    """A saved state is used only by the trial that saved it, with the settings it saved it under (its reuse key);
+    the hook stamps both on every state it saves."""
+    stamp = {"trial_key": key, "reuse_key": fingerprint}
+    if resume is not None and any(resume.get(k) != v for k, v in stamp.items()):
+        warnings.warn(f"trial {key}: its saved state was written under other settings (the study was edited since); "
+                      "it starts afresh from its first epoch", CorruptCacheWarning, stacklevel=2)
+        resume = None
+    if on_epoch is None:
+        return resume, None
+    return resume, lambda epoch, metrics, state: on_epoch(epoch, metrics, lambda: {**state(), **stamp})
 
 
 def run_trial(study: StudyConfig, spec: TrialSpec, uri: str, experiment_id: str,
               parent_run_id: Optional[str] = None, on_epoch: Optional[EpochHook] = None,
               resume: Optional[dict] = None, base_dir: Path = Path(".")) -> dict:
     """Train and test one trial (and score it on data.external), logging it as one MLflow run; returns the
-    final metrics. A finished run whose reuse key matches is returned instead."""
+    final metrics. A finished run whose reuse key matches is returned instead. A tuning-phase trial trains and
+    validates only: it never reads the test set nor an external set."""
+    evaluating = spec.phase == EVALUATION
     prepared = prepare_data(study.data, base_dir, fold=spec.fold, repeat=spec.repeat)
     data = trial_data(study, prepared, spec)
-    test_idx = np.asarray(prepared.split.test)
-    ids = {part: [prepared.records[i].path for i in idx]
-           for part, idx in (("train", data.train_idx), ("val", data.val_idx), ("test", test_idx))}
+    test_idx = np.asarray(prepared.split.test) if evaluating else np.zeros(0, dtype=int)
+    parts = (("train", data.train_idx), ("val", data.val_idx), ("test", test_idx))
+    ids = {part: [prepared.records[i].path for i in idx] for part, idx in parts if evaluating or part != "test"}
     axes = {"model": spec.model, "n_per_class": spec.n_per_class, "seed": spec.seed, **spec.folds,
             **dict(spec.sweep)}
     fingerprint = reuse_key(study, spec.init, ids, base_dir, axes)
     done = finished_metrics(uri, experiment_id, spec.key, fingerprint)
     if done is not None:
         return done
+    resume, on_epoch = keyed_resume(resume, on_epoch, spec.key, fingerprint)
     dataset = "+".join(d.name for d in study.data.datasets)
-    tags = dict(spec.tags(study.name, dataset), **{track.STUDY_HASH_TAG: fingerprint})
+    tags = dict(spec.tags(study.name, dataset).to_mlflow(), **{track.STUDY_HASH_TAG: fingerprint})
     if parent_run_id:
         tags[track.PARENT_TAG] = parent_run_id
     run_id = track.open_run(uri, experiment_id, spec.key, tags, (track.TRIAL_KEY_TAG, track.STUDY_HASH_TAG),
                             from_start=resume is None)  # a restarted trial logs its epochs into a fresh run
+    if on_epoch is not None:  # each epoch's report names its run (a trial a scheduler stops is found by it)
+        report = on_epoch
+        on_epoch = lambda epoch, metrics, state: report(epoch, dict(metrics, run_id=run_id), state)  # noqa: E731
     with track.finishing(uri, run_id):
         params = {k: v for k, v in flatten(study).items() if not k.startswith("trials.")}
         params.update({"init.name": spec.init.name, "init.strategy": spec.init.strategy, "model": spec.model,
                        "n_per_class": spec.n_per_class, "seed": spec.seed, **spec.folds,
                        "n_train": len(data.train_idx), "n_val": len(data.val_idx), "n_test": len(test_idx)})
+        if not evaluating:
+            fitted = train_logged(uri, run_id, spec.model, spec.init, data, study.train, study.data.channels,
+                                  spec.seed, params, on_epoch, resume)[2]
+            track.log_metrics(uri, run_id, fit_summary(fitted), step=0)
+            return dict(fit_summary(fitted), run_id=run_id)
         tested = train_and_test(uri, run_id, spec.model, spec.init, data, test_idx, study.train,
                                 study.data.channels, spec.seed, params, on_epoch, resume)
         prf, matrix = per_class_report(prepared.labels[test_idx], tested.probs, prepared.classes)

@@ -1,12 +1,17 @@
-"""The study as a Ray Tune grid (init × model × n × seed): resources, retries, checkpoints, resume."""
+"""The Tune layer: runs a plan's phase (its units as Tune trials, a grid or a search with a scheduler) with
+resources, retries, checkpoints and a resume that never mixes settings."""
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 import os
 import sys
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import ray
 import torch
@@ -14,10 +19,12 @@ from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from xfer.config import InitConfig, StudyConfig
-from xfer.console import TrialProgress, quiet_trial_worker
+from xfer.console import TrialProgress, quiet_trial_worker, say
+from xfer.data.records import SkippedImagesWarning
 from xfer.paths import CorruptCacheWarning, inside, keep_copy, make_owned_dir, remove_owned_dir
+from xfer.plan import Phase, TrialSpec, Unit, with_resolved_init
 from xfer.sweep import apply_sweep
-from xfer.trial import TrialSpec, run_trial
+from xfer.trial import run_trial
 
 STATE_FILE = "trial_state.pt"
 CORRUPT_FOLDER = "corrupt"  # in the study's output folder: copies of corrupt Tune trial states, for inspection
@@ -42,30 +49,60 @@ def _ignore_exit_in_finalizers() -> None:
     sys.unraisablehook = hook
 
 
-def _trainable(config: dict, study: StudyConfig, inits: dict, uri: str, experiment_id: str,
+def _trainable(config: dict, study: StudyConfig, phase: Phase, inits: dict, uri: str, experiment_id: str,
                parent_run_id: Optional[str], checkpoint_every: int) -> None:
-    """Tune function trainable: one trial, reporting every epoch and checkpointing for resume."""
+    """Tune function trainable: one unit of the plan (its trials one after another), reporting every epoch with the
+    trial's MLflow run id and checkpointing for resume; the last report names every run the unit logged."""
     _ignore_exit_in_finalizers()
-    quiet_trial_worker()
+    quiet_trial_worker(SkippedImagesWarning)
     torch.set_num_threads(max(int(study.resources.cpu), 1))
-    spec = trial_spec(config, inits)
-    study = apply_sweep(study, spec.sweep)
-    resume = None
     checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        resume = load_trial_state(checkpoint, study.output_path / CORRUPT_FOLDER)
+    resume = load_trial_state(checkpoint, study.output_path / CORRUPT_FOLDER) if checkpoint is not None else None
+
+    best: list[float] = []  # best validation AUC so far of each trial the unit has started
 
     def on_epoch(epoch: int, metrics: dict, state) -> None:
+        if math.isfinite(metrics.get("val_auc", math.nan)):
+            best[-1] = max(best[-1], metrics["val_auc"])
+        # what a search and its scheduler compare: the mean over the unit's trials of their best validation AUC
+        metrics = dict(metrics, epoch=epoch, tuning_score=sum(best) / len(best))
         if checkpoint_every and epoch % checkpoint_every == 0:
             with tempfile.TemporaryDirectory() as d:
                 torch.save(state(), Path(d) / STATE_FILE)
-                tune.report(dict(metrics, epoch=epoch), checkpoint=tune.Checkpoint.from_directory(d))
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
         else:
-            tune.report(dict(metrics, epoch=epoch))
+            tune.report(metrics)
 
-    final = run_trial(study, spec, uri, experiment_id, parent_run_id, on_epoch, resume)
-    tune.report({k: v for k, v in final.items() if isinstance(v, (int, float))}
-                | {"trial_done": 1, "run_id": final["run_id"]})  # run_id: the study run records its trials
+    finals = []
+    for spec in unit_specs(unit_of(phase, config), config, inits):
+        best.append(0.5)
+        finals.append(run_trial(apply_sweep(study, spec.train_values), spec, uri, experiment_id, parent_run_id,
+                                on_epoch, resume))
+        resume = None  # a unit's state is its running trial's: the next trial starts at epoch 1
+    tune.report({k: v for k, v in finals[-1].items() if isinstance(v, (int, float))}
+                | {"trial_done": 1, "run_id": finals[-1]["run_id"], "run_ids": ",".join(f["run_id"] for f in finals),
+                   "tuning_score": sum(f["best_val_auc"] for f in finals) / len(finals)})
+
+
+def unit_label(unit: Unit, config: dict) -> str:
+    """How the console names a Tune trial: its unit's first trial key, the other seeds, sampled values (3 digits)."""
+    spec = unit.specs[0]
+    more = f" (+ seeds {', '.join(str(s.seed) for s in unit.specs[1:])})" if len(unit.specs) > 1 else ""
+    sampled = "".join(f" {k[len('train.'):]}={v:.3g}" if isinstance(v, float) else f" {k[len('train.'):]}={v}"
+                      for k, v in sorted(config.items()) if k.startswith("train."))
+    return f"{spec.key}{more}{sampled}"
+
+
+def unit_of(phase: Phase, config: dict) -> Unit:
+    """The unit a Tune trial runs: named in its config (a grid over units), or a search phase's only unit."""
+    return phase.unit(config["unit"]) if "unit" in config else phase.units[0]
+
+
+def unit_specs(unit: Unit, config: dict, inits: dict) -> list[TrialSpec]:
+    """The unit's trials with their inits' sources resolved and a search's sampled `train.*` values (tuning: they
+    name the trial, so they go in its key)."""
+    sampled = tuple(sorted((k, v) for k, v in config.items() if k.startswith("train.")))
+    return [dataclasses.replace(with_resolved_init(spec, inits), sweep=(*spec.sweep, *sampled)) for spec in unit.specs]
 
 
 def load_trial_state(checkpoint: tune.Checkpoint, keep_in: Optional[Path] = None) -> Optional[dict]:
@@ -82,47 +119,6 @@ def load_trial_state(checkpoint: tune.Checkpoint, keep_in: Optional[Path] = None
             return None
 
 
-def param_space(study: StudyConfig) -> dict:
-    t = study.trials
-    return {"init": tune.grid_search([i.name for i in t.init]), "model": tune.grid_search(list(t.models)),
-            "n_per_class": tune.grid_search(list(t.n_per_class)), "seed": tune.grid_search(list(t.seeds)),
-            **{name: tune.grid_search(list(values)) for name, values in t.sweep.items()}, **fold_axes(study)}
-
-
-def fold_axes(study: StudyConfig) -> dict:
-    """Cross-validated studies (data.split.folds): fold and repeat are grid axes too."""
-    split = study.data.split
-    if not split.folds:
-        return {}
-    return {"fold": tune.grid_search(list(range(split.folds))),
-            "repeat": tune.grid_search(list(range(split.fold_repeats)))}
-
-
-def trial_spec(config: dict, inits: dict) -> TrialSpec:
-    """The trial a Tune config stands for (swept `train.*` values in the config's `train.` keys)."""
-    sweep = tuple((k, v) for k, v in sorted(config.items()) if k.startswith("train."))
-    return TrialSpec(inits[config["init"], config["model"]], config["model"], config["n_per_class"], config["seed"],
-                     sweep, config.get("fold"), config.get("repeat", 0))
-
-
-def trial_name(trial) -> str:
-    """A readable Tune trial name and folder: init-model-nN-sS[-lr0.01...], no characters paths dislike."""
-    c = trial.config
-    swept = "".join(f"-{k[len('train.'):]}{v}" for k, v in sorted(c.items()) if k.startswith("train."))
-    folds = f"-f{c['fold']}r{c['repeat']}" if "fold" in c else ""
-    name = f"{c['init']}-{c['model']}-n{c['n_per_class']}-s{c['seed']}{folds}{swept}"
-    return name.replace("/", "_").replace(":", "_")
-
-
-def trial_count(study: StudyConfig) -> int:
-    t = study.trials
-    count = len(t.init) * len(t.models) * len(t.n_per_class) * len(t.seeds)
-    count *= (study.data.split.folds or 1) * study.data.split.fold_repeats
-    for values in t.sweep.values():
-        count *= len(values)
-    return count
-
-
 def _storage(study: StudyConfig) -> str:
     """Tune's storage: a local folder (resolved) or a remote URI such as s3://bucket/xfer, kept as is."""
     given = study.ray.storage_path
@@ -131,30 +127,88 @@ def _storage(study: StudyConfig) -> str:
     return str(Path(given or study.output_path / "ray").resolve())
 
 
-def run_grid(study: StudyConfig, inits: dict[tuple[str, str], InitConfig], uri: str, experiment_id: str,
-             parent_run_id: Optional[str], resume: bool, checkpoint_every: int = 5) -> tune.ResultGrid:
-    """Run every trial through `Tuner`; with `resume`, restore the interrupted Tune experiment."""
-    storage = _storage(study)
+@dataclass(frozen=True)
+class Search:
+    """How Tune explores a phase instead of running each unit once: sampled `train.*` values per unit, a search
+    algorithm and a scheduler that may stop a trial early (it then ends STOPPED, neither failed nor re-run)."""
+
+    space: dict  # "train.NAME" → a Tune domain (tune.loguniform(...), tune.choice([...]))
+    key: str  # what the search is, as text (the study's tuning block): a resume restores only the same search
+    metric: str
+    mode: str
+    samples: int
+    search_alg: Any = None  # a ray.tune.search.Searcher; None: Tune's random/grid variant generator
+    scheduler: Any = None  # a ray.tune.schedulers.TrialScheduler (ASHA); None: every trial runs to its end
+
+
+def phase_dir(study: StudyConfig, name: str) -> str:
+    """The Tune experiment folder (or remote URI) of one phase run of the study."""
+    return f"{_storage(study).rstrip('/')}/{name}"
+
+
+def run_phase(study: StudyConfig, phase: Phase, inits: dict[tuple[str, str], InitConfig], uri: str,
+              experiment_id: str, parent_run_id: Optional[str], resume: bool, *, name: Optional[str] = None,
+              search: Optional[Search] = None, checkpoint_every: int = 5) -> tune.ResultGrid:
+    """Run a phase's units through `Tuner` (each unit once, or `search`'s samples of its one unit); with `resume`, restore
+    the interrupted Tune experiment only when the phase is the one it was running (else start it afresh: a trial
+    must never be finished with settings it was not started with)."""
+    name = name or study.name
+    storage, path = _storage(study), phase_dir(study, name)
     trainable = tune.with_resources(
-        tune.with_parameters(_trainable, study=study, inits=inits, uri=uri, experiment_id=experiment_id,
+        tune.with_parameters(_trainable, study=study, phase=phase, inits=inits, uri=uri, experiment_id=experiment_id,
                              parent_run_id=parent_run_id, checkpoint_every=checkpoint_every),
         {"cpu": study.resources.cpu, "gpu": study.resources.gpu})
-    path = f"{storage.rstrip('/')}/{study.name}"
-    progress = TrialProgress(trial_count(study), lambda config: trial_spec(config, inits).key)
-    if resume and tune.Tuner.can_restore(path):
+    samples = search.samples if search else 1
+    progress = TrialProgress(len(phase.units) * samples, lambda config: unit_label(unit_of(phase, config), config))
+    fingerprint = phase.fingerprint(study) + (search.key if search else "")
+    if resume and tune.Tuner.can_restore(path) and _same_phase(study, name, fingerprint):
         print(f"[xfer] resuming Tune experiment {path}", flush=True)
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
     else:
         if "://" not in path:  # finished trials live in MLflow: start Tune afresh, in a folder marked as xfer's
-            remove_owned_dir(inside(Path(storage), study.name))
+            remove_owned_dir(inside(Path(storage), name))
             make_owned_dir(Path(path))
+        _remember_phase(study, name, fingerprint)
+        space = search.space if search else {"unit": tune.grid_search([u.key for u in phase.units])}
         tuner = tune.Tuner(
-            trainable,
-            param_space=param_space(study),
-            tune_config=tune.TuneConfig(max_concurrent_trials=study.ray.max_concurrent, reuse_actors=True,
-                                        trial_name_creator=trial_name, trial_dirname_creator=trial_name),
-            run_config=tune.RunConfig(name=study.name, storage_path=storage, verbose=0,
+            trainable, param_space=space,
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=study.ray.max_concurrent, reuse_actors=True, num_samples=samples,
+                metric=search.metric if search else None, mode=search.mode if search else None,
+                search_alg=search.search_alg if search else None, scheduler=search.scheduler if search else None,
+                trial_name_creator=lambda trial: unit_of(phase, trial.config).name + _sample_suffix(trial),
+                trial_dirname_creator=lambda trial: unit_of(phase, trial.config).name + _sample_suffix(trial)),
+            run_config=tune.RunConfig(name=name, storage_path=storage, verbose=0,
                                       callbacks=[progress, JsonLoggerCallback(), CSVLoggerCallback()],
                                       failure_config=tune.FailureConfig(max_failures=study.ray.max_failures),
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
     return tuner.fit()
+
+
+def _sample_suffix(trial) -> str:
+    """Sampled values in a tuning trial's name (e.g. -lr0.00123), so every sample has its own folder."""
+    return "".join(f"-{k[len('train.'):]}{v:.3g}" if isinstance(v, float) else f"-{k[len('train.'):]}{v}"
+                   for k, v in sorted(trial.config.items()) if k.startswith("train."))
+
+
+def _phase_record(study: StudyConfig, name: str) -> Path:
+    return inside(study.output_path, f".xfer-phase-{name}.json")
+
+
+def _remember_phase(study: StudyConfig, name: str, fingerprint: str) -> None:
+    record = _phase_record(study, name)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"fingerprint": fingerprint}))
+
+
+def _same_phase(study: StudyConfig, name: str, fingerprint: str) -> bool:
+    """Whether the interrupted Tune experiment ran this very phase; says so when it did not."""
+    record = _phase_record(study, name)
+    try:
+        same = json.loads(record.read_text()).get("fingerprint") == fingerprint
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        say(f"the study changed since its Tune experiment {name!r} was interrupted (or it left no record): its "
+            f"trials start afresh; finished trials whose reuse key still matches are reused from MLflow")
+    return same

@@ -12,11 +12,11 @@ import pandas as pd
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from xfer import track
+from xfer import record, track
+from xfer.record import TrialTags, param_column
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per artifact floods the log
-TRIAL_TAGS = ("init", "strategy", "model", "n_per_class", "seed", "dataset", track.TRIAL_KEY_TAG)
-FOLD_TAGS = ("fold", "repeat")  # data.split.folds: the test fold and the K-fold repeat (pooled per arm: xfer.analysis.pooled)
+FOLD_TAGS = TrialTags.FOLDS  # data.split.folds: the test fold and the K-fold repeat (pooled per arm: xfer.analysis.pooled)
 HISTORY_METRICS = ("val_auc", "val_loss", "train_loss")
 
 
@@ -73,25 +73,20 @@ def sort_by_n(frame: pd.DataFrame, keys: tuple[str, ...] = ("init", "model")) ->
 
 
 def _trial_row(run: Run) -> dict:
-    tags, params = run.data.tags, run.data.params
-    missing = [t for t in TRIAL_TAGS[:5] if t not in tags]
-    if missing:
-        raise ValueError(f"trial run {run.info.run_id} lacks tags {missing}; it was not logged by xfer's tracker")
-    row = {"run_id": run.info.run_id, "status": run.info.status, "trial_key": tags.get(track.TRIAL_KEY_TAG, ""),
-           **{t: tags.get(t, "") for t in TRIAL_TAGS[:-1]}}
-    row["seed"] = int(row["seed"])
-    row.update({k: int(tags[k]) for k in FOLD_TAGS if k in tags})  # cross-validated trials only
+    row = {"run_id": run.info.run_id, "status": run.info.status,
+           **TrialTags.from_mlflow(run.info.run_id, run.data.tags).row()}
     row.update(run.data.metrics)
-    row.update({f"param.{k}": v for k, v in params.items()})
+    row.update({param_column(k): v for k, v in run.data.params.items()})
     return row
 
 
 def load_trials(client: MlflowClient, experiment_id: str) -> pd.DataFrame:
-    """All trial runs (any status), one row each: tags, final metrics and `param.*` columns."""
-    runs = search_all(client, experiment_id, track.kind_filter(track.TRIAL))
+    """All evaluation trial runs (any status; tuning trials are never analysed), one row each: tags, final metrics
+    and `param.*` columns."""
+    runs = search_all(client, experiment_id, f"{track.kind_filter(record.TRIAL)} and tags.`{record.PHASE_TAG}` IS NULL")
     frame = pd.DataFrame([_trial_row(r) for r in runs])
     if frame.empty:
-        return pd.DataFrame(columns=["run_id", "status", "trial_key", *TRIAL_TAGS[:-1]])
+        return pd.DataFrame(columns=["run_id", "status", "trial_key", *TrialTags.AXES])
     return frame
 
 
@@ -176,12 +171,12 @@ def read_csv_artifact(client: MlflowClient, run_id: str, path: str) -> pd.DataFr
 
 def test_predictions(client: MlflowClient, run_ids: list[str]) -> dict[str, pd.DataFrame]:
     """run_id → its eval/test_predictions.csv, for the runs that logged one."""
-    return {r: p for r in run_ids if (p := read_csv_artifact(client, r, track.PREDICTIONS_ARTIFACT)) is not None}
+    return {r: p for r in run_ids if (p := read_csv_artifact(client, r, record.PREDICTIONS_ARTIFACT)) is not None}
 
 
 def classes_from_artifact(client: MlflowClient, run_id: str) -> tuple[str, ...]:
     """Class names from a trial's `eval/confusion_matrix.json` (empty if absent)."""
-    cm = read_json_artifact(client, run_id, track.CONFUSION_ARTIFACT)
+    cm = read_json_artifact(client, run_id, record.CONFUSION_ARTIFACT)
     return tuple(cm["classes"]) if cm else ()
 
 
@@ -189,7 +184,7 @@ def confusion_matrices(client: MlflowClient, run_ids: list[str]) -> dict[str, np
     """run_id → confusion matrix (rows: true class) for runs that logged one."""
     out = {}
     for run_id in run_ids:
-        cm = read_json_artifact(client, run_id, track.CONFUSION_ARTIFACT)
+        cm = read_json_artifact(client, run_id, record.CONFUSION_ARTIFACT)
         if cm:
             out[run_id] = np.asarray(cm["matrix"])
     return out

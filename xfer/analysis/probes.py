@@ -13,7 +13,7 @@ import torch
 from mlflow.tracking import MlflowClient
 from torch import nn
 
-from xfer import track
+from xfer import record, track
 from xfer.analysis.cka import layerwise_cka
 from xfer.analysis.collect import download_artifact, n_order
 from xfer.analysis.embed import penultimate_features, tsne_2d
@@ -75,7 +75,7 @@ def load_checkpoint(client: MlflowClient, run_id: str) -> tuple[nn.Module, Check
     from xfer.checkpoint import load_trial
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = download_artifact(client, run_id, track.CHECKPOINT_ARTIFACT, Path(tmp))
+        path = download_artifact(client, run_id, record.CHECKPOINT_ARTIFACT, Path(tmp))
         return load_trial(str(path)) if path else None
 
 

@@ -8,9 +8,7 @@ written on, so a wrong sub-path shows up as an incomplete copy in `xfer data lis
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
-
 
 MIB = 1024 * 1024
 
@@ -111,20 +109,3 @@ def catalog_entry(name: str) -> DatasetSource:
     if name not in CATALOG:
         raise SystemExit(f"xfer data: unknown dataset {name!r}; known: {', '.join(CATALOG)}")
     return CATALOG[name]
-
-
-def datasets_for_study(path: Path, _seen: tuple[str, ...] = ()) -> list[str]:
-    """Dataset folder names a study or stage recipe reads, its `stage:NAME` recipes' included."""
-    from xfer.load import read_yaml
-    from xfer.stages import find_recipe, recipe_dirs
-
-    raw = read_yaml(Path(path))
-    names = [Path(str(ds.get("root", ""))).name for ds in (raw.get("data") or {}).get("datasets") or []]
-    inits = (raw.get("trials") or {}).get("init") or [raw.get("init") or {}]
-    for init in inits:
-        source = str((init or {}).get("source") or "")
-        stage = source.partition("stage:")[2]
-        if source.startswith("stage:") and stage not in _seen:
-            recipe = find_recipe(stage, recipe_dirs(Path(path)))
-            names += datasets_for_study(recipe, (*_seen, stage))
-    return list(dict.fromkeys(n for n in names if n))

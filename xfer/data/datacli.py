@@ -4,10 +4,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
-from xfer.data.catalog import CATALOG, catalog_entry, datasets_for_study
+from xfer.data.catalog import CATALOG, catalog_entry
 from xfer.data.fetch import check_dataset, fetch_dataset
 from xfer.data.root import DATA_ENV, data_root, explicit_data_root, set_data_root
+from xfer.source import parse_source
 
 
 def describe_root() -> str:
@@ -74,3 +76,19 @@ def run_with_root(handler):
                              f"{DATA_ENV}) a folder, which fetch creates if missing")
         return handler(args)
     return run
+
+
+def datasets_for_study(path: Path, _seen: tuple[str, ...] = ()) -> list[str]:
+    """Dataset folder names a study or stage recipe reads, its `stage:NAME` recipes' included."""
+    from xfer.load import read_yaml
+    from xfer.stages import find_recipe, recipe_dirs
+
+    raw = read_yaml(Path(path))
+    names = [Path(str(ds.get("root", ""))).name for ds in (raw.get("data") or {}).get("datasets") or []]
+    inits = (raw.get("trials") or {}).get("init") or [raw.get("init") or {}]
+    for init in inits:
+        source = parse_source(str((init or {}).get("source") or ""))
+        if source.kind == "stage" and source.name not in _seen:
+            recipe = find_recipe(source.name, recipe_dirs(Path(path)))
+            names += datasets_for_study(recipe, (*_seen, source.name))
+    return list(dict.fromkeys(n for n in names if n))

@@ -10,7 +10,8 @@ from typing import Optional
 
 import numpy as np
 
-from xfer.config import DataConfig, resolve_path
+from xfer.config import DataConfig
+from xfer.data.root import resolve_path
 from xfer.data.cache import load_image_array
 from xfer.data.dedup import remove_overlap
 from xfer.data.records import DATASETS, Record, cap_per_class, load_external_records, load_records, read_every_image

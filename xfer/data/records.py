@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xfer.config import DataConfig, DatasetConfig, resolve_path
+from xfer.config import DataConfig, DatasetConfig
+from xfer.data.root import resolve_path
 from xfer.data.images import IMAGE_SUFFIXES, NPZ_SEPARATOR
 from xfer.registry import Registry
 

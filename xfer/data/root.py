@@ -1,9 +1,12 @@
 """The data root: where datasets live (XFER_DATA, else ../shared/data, else a per-user folder)."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Optional
+
+from xfer.config import DataConfig, DatasetConfig
 
 DATA_ENV = "XFER_DATA"
 SHARED_DATA = Path("../shared/data")  # this project's machines: beside the repository, as the studies name it
@@ -63,3 +66,25 @@ def missing_dataset_message(given: str, searched: Path) -> str:
         fix = (f"{name!r} is not in xfer's catalogue (`xfer data list`): put the folder in the data root "
                f"or fix data.datasets[].root.")
     return f"dataset folder {given!r} not found; {where}. {fix}"
+
+
+def resolve_path(p: str, base_dir: Path) -> Path:
+    """Paths in a config are relative to the working directory if they exist there, else to the file;
+    a dataset folder is looked up in the data root by name (first when XFER_DATA is set, else last)."""
+    path = Path(p).expanduser()
+    if chosen := chosen_dataset_folder(path):
+        return chosen
+    if path.is_absolute() or path.exists():
+        return path
+    beside = base_dir / path
+    return beside if beside.exists() else dataset_folder(path)
+
+
+def absolutize(data: DataConfig, base_dir: Path) -> DataConfig:
+    """Make dataset roots and the cache folder absolute, so Ray workers in other folders find them."""
+    def absolute(datasets: tuple[DatasetConfig, ...]) -> tuple[DatasetConfig, ...]:
+        return tuple(dataclasses.replace(d, root=str(resolve_path(d.root, base_dir).resolve())) for d in datasets)
+
+    return dataclasses.replace(data, datasets=absolute(data.datasets), cache_dir=str(Path(data.cache_dir).resolve()),
+                               exclude_overlap_with=absolute(data.exclude_overlap_with),
+                               external=absolute(data.external))

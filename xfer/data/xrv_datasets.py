@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from xfer.config import DatasetConfig, resolve_path
+from xfer.config import DatasetConfig
+from xfer.data.root import resolve_path
 from xfer.data.records import DATASETS, Record, dataset_root, first_per_class, warn_skipped
 from xfer.xrv import import_xrv
 

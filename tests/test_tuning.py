@@ -1,0 +1,106 @@
+"""The tuning phase: a per-arm recipe chosen on validation by Ray Tune (search + ASHA), never from the test set."""
+import dataclasses
+import json
+import subprocess
+import sys
+
+import mlflow
+import pytest
+import yaml
+
+from helpers import ROOT, short_temp_dir, ray_env, trial_runs, write_study
+from xfer import track
+from xfer.config import ConfigError, InitConfig
+from xfer.load import parse_study
+from xfer.plan import TrialSpec
+from xfer.record import TUNING
+from xfer.trial import run_trial
+from xfer.tuning import cells, parse_domain, tuning_trial_count
+
+TUNING_SMOKE = ROOT / "experiments" / "tuning_smoke.yaml"
+
+
+def tuning_study(**tuning):
+    raw = yaml.safe_load(TUNING_SMOKE.read_text())
+    raw["tuning"].update(tuning)
+    return parse_study(raw, base_dir=ROOT / "experiments")
+
+
+def test_a_tuning_block_is_checked_before_any_trial():
+    with pytest.raises(ConfigError) as caught:
+        tuning_study(space={"train.lr": "logunifrom(1e-5, 1e-1)", "train.wings": [1, 2],
+                            "train.weight_decay": "uniform(1, 0)"}, seeds=[0, 100], samples=0)
+    text = str(caught.value)
+    assert "tuning.space.train.lr: give a list of values or loguniform" in text
+    assert "tuning.space.train.wings: not a train setting" in text
+    assert "tuning.space.train.weight_decay: uniform(1, 0) needs 0 < lo < hi" in text
+    assert "tuning.seeds: [0] are also evaluation seeds" in text and "tuning.samples: must be >= 1" in text
+    with pytest.raises(ConfigError, match="grid needs a list of values"):
+        tuning_study(search="grid")
+
+
+def test_the_plan_counts_tuning_trials_per_cell_configuration_and_seed():
+    study = tuning_study()
+    assert tuning_trial_count(study) == len(cells(study)) * 6 * 2
+    assert tuning_trial_count(tuning_study(search="grid", space={"train.lr": [0.1, 0.01, 0.001]})) == \
+        len(cells(study)) * 3 * 2
+    assert parse_domain("loguniform(1e-5, 1e-1)") == ("loguniform", 1e-5, 0.1) and parse_domain("1e-3") is None
+
+
+def test_a_tuning_trial_never_reads_the_test_set(tmp_path, monkeypatch):
+    """The function that scores the test set raises here: a tuning trial still finishes, an evaluation one cannot."""
+    import xfer.pipeline
+
+    study = dataclasses.replace(tuning_study(), train=dataclasses.replace(tuning_study().train, epochs=1))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment_id = track.ensure_experiment(uri, "t")
+
+    def test_set_read(*args, **kwargs):
+        raise AssertionError("the test set was scored")
+
+    monkeypatch.setattr(xfer.pipeline, "predict_probs", test_set_read)
+    tuned = run_trial(study, TrialSpec(InitConfig("random"), "cbr_tiny", "all", 100, phase=TUNING), uri,
+                      experiment_id, base_dir=ROOT / "experiments")
+    run = mlflow.MlflowClient(uri).get_run(tuned["run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["xfer.phase"] == "tuning"
+    assert not [m for m in run.data.metrics if m.startswith(("test_", "external/"))]
+    assert run.data.params["n_test"] == "0" and "best_val_auc" in run.data.metrics
+    assert not mlflow.MlflowClient(uri).list_artifacts(tuned["run_id"], "eval")
+    with pytest.raises(AssertionError, match="the test set was scored"):
+        run_trial(study, TrialSpec(InitConfig("random"), "cbr_tiny", "all", 0), uri, experiment_id,
+                  base_dir=ROOT / "experiments")
+
+
+@pytest.mark.slow
+def test_the_tuning_smoke_chooses_a_recipe_per_arm_on_validation_and_asha_stops_are_neither_failures_nor_reruns(
+        tmp_path):
+    study = write_study(TUNING_SMOKE, tmp_path, {})
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    temp_dir = short_temp_dir("xtune")
+    env = ray_env(temp_dir, MLFLOW_TRACKING_URI=uri)
+    run = subprocess.run([sys.executable, "-m", "xfer.run", str(study), "--no-report"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=1500)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    runs = trial_runs(uri, "tuning_smoke")
+    tuning = [r for r in runs if r.data.tags.get("xfer.phase") == "tuning"]
+    evaluation = [r for r in runs if "xfer.phase" not in r.data.tags]
+    assert len(tuning) == tuning_trial_count(parse_study(yaml.safe_load(study.read_text()), base_dir=tmp_path)) or \
+        len(tuning) < 24, "one run per tuning trial started (ASHA stops a configuration before its second seed)"
+    stopped = [r for r in tuning if r.data.tags.get("xfer.outcome") == "stopped_early"]
+    assert stopped, "ASHA stopped no configuration"
+    assert all(r.info.status == "FINISHED" for r in tuning), "a stopped configuration is neither failed nor killed"
+    assert all(not any(m.startswith("test_") for m in r.data.metrics) for r in tuning), "tuning read the test set"
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["failed"] == 0 and summary["trials"] == len(evaluation) == 4
+    recipes = {(r["init"]): r["values"]["train.lr"] for r in
+               json.loads((tmp_path / "out" / "tuning_recipes.json").read_text())}
+    for r in evaluation:
+        assert float(r.data.params["train.lr"]) == pytest.approx(recipes[r.data.tags["init"]]), \
+            "an evaluation trial trains with its cell's chosen recipe"
+    assert (tmp_path / "out" / "tuning_sensitivity.png").stat().st_size > 0
+
+    again = subprocess.run([sys.executable, "-m", "xfer.run", str(study), "--no-report"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=1500)
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert "reusing the finished tuning run" in again.stdout + again.stderr
+    assert len(trial_runs(uri, "tuning_smoke")) == len(runs), "nothing re-run: tuning reused, trials reused"
