@@ -94,7 +94,7 @@ def error_exits() -> list[tuple[type, int]]:
     from xfer.inits.weights import CheckpointMismatchError, WeightsMissingError
     from xfer.registry import UnknownNameError
     from xfer.stages import StageError
-    from xfer.tune import RayStartError
+    from xfer.cluster import RayStartError
 
     return [(ConfigError, 2), (UnknownNameError, 2), (StageError, 3), (WeightsMissingError, 4),
             (CheckpointMismatchError, 5), (KeyMappingError, 5), (CheckpointVersionError, 5), (FileNotFoundError, 6),
