@@ -122,3 +122,16 @@ def test_two_arms_whose_best_learning_rate_differs_by_construction_get_different
     chosen = {r["init"]: r["values"]["train.lr"] for r in
               json.loads((tmp_path / "out" / "tuning_recipes.json").read_text())}
     assert chosen == {"random": 0.003, "frozen": 0.3}
+
+
+def test_a_recipe_tuned_per_cell_is_part_of_the_arm_not_a_sweep_axis():
+    import pandas as pd
+
+    from xfer.analysis.paired import swept_columns
+
+    cells = [("random", 5, "0.01"), ("random", 20, "0.003"), ("imagenet", 5, "0.001"), ("imagenet", 20, "0.0003")]
+    tuned = pd.DataFrame([{"init": i, "model": "m", "n_per_class": n, "seed": s, "param.train.lr": lr}
+                          for i, n, lr in cells for s in (0, 1)])
+    assert swept_columns(tuned) == [], "each cell has one lr: pairing random and imagenet at each n stays possible"
+    swept = pd.concat([tuned, tuned.assign(**{"param.train.lr": "0.1"})])
+    assert swept_columns(swept) == ["param.train.lr"]
