@@ -22,7 +22,7 @@ from common import ROOT, DATA, kermany, machine, ratio_line, timed
 
 from xfer.config import DataConfig, DatasetConfig, SplitConfig
 from xfer.data.cache import load_image_array
-from xfer.data.images import read_image_resized
+from xfer.data.read_image import read_image_resized
 from xfer.data.normalize import normalize
 from xfer.data.records import Record, load_records
 

@@ -7,10 +7,10 @@ import torch
 
 from xfer.analysis.cka import layerwise_cka, linear_cka
 from xfer.analysis.embed import penultimate_features, tsne_2d
-from xfer.analysis.images import model_input
+from xfer.analysis.probe_images import model_input
 from xfer.analysis.saliency import grad_cam, last_conv_block, saliency
 from xfer.checkpoint import CheckpointMeta
-from xfer.data.images import read_image_resized
+from xfer.data.read_image import read_image_resized
 from xfer.models import build_model, layer_blocks
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

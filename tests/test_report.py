@@ -12,13 +12,13 @@ import yaml
 from PIL import Image
 
 from xfer import track
-from xfer.analysis.images import model_input
+from xfer.analysis.probe_images import model_input
 from xfer.analysis.saliency import grad_cam, last_conv_block
 from xfer.analysis.shortcut import shortcut_probe
 from xfer.checkpoint import CheckpointMeta, load_trial, save_checkpoint
 from xfer.config import AnalysisConfig, TrainConfig
 from xfer.data.root import absolutize
-from xfer.data.images import read_image_resized
+from xfer.data.read_image import read_image_resized
 from xfer.data.prepare import prepare_data
 from xfer.load import parse_study
 from xfer.explain import main as explain_main

@@ -35,7 +35,7 @@ def test_an_output_folder_that_is_a_file_is_a_clear_error(tmp_path, capsys, cli,
 def test_the_pyfunc_model_marks_an_unreadable_image_and_takes_an_empty_frame(tmp_path):
     import mlflow.pyfunc
 
-    from xfer.serving import ImageClassifier
+    from xfer.mlflow_model import ImageClassifier
 
     model = ImageClassifier()
     model.load_context(mlflow.pyfunc.PythonModelContext({"checkpoint": str(write_trial_checkpoint(tmp_path / "b.pt"))},

@@ -20,7 +20,9 @@ BOMB = "\n".join(["name: bomb", 'a: &a ["lol","lol","lol","lol","lol","lol","lol
 
 UNDER_A_MEMORY_LIMIT = textwrap.dedent("""
     import resource, sys
-    from xfer.cli import main  # imports torch first: the limit is on what the check itself allocates
+    from xfer.cli import main
+    # what `xfer check` imports, imported first: the limit is on what the check itself allocates
+    import torch, xfer.check, xfer.load, xfer.preflight, xfer.stages, xfer.data.prepare, xfer.tuning  # noqa
     vm = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).split()[1]) * 1024
     resource.setrlimit(resource.RLIMIT_AS, (vm + 512 * 2**20, vm + 512 * 2**20))
     print("exit code:", main(["check", sys.argv[1]]))

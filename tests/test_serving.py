@@ -8,7 +8,7 @@ import pytest
 from test_predict import write_trial_checkpoint
 from xfer import record, track
 from xfer.predict import main as predict_main
-from xfer.serving import MODEL_TAG, best_trials, log_best_models, log_trial_model
+from xfer.mlflow_model import MODEL_TAG, best_trials, log_best_models, log_trial_model
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = sorted(str(p) for p in (ROOT.parent / "shared" / "data" / "covid-actualmed" / "images").glob("*.png"))[:3]

@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from xfer import recipes
+from xfer import train_options
 from xfer.config import TrainConfig
 from xfer.models import build_model, head_and_backbone_params
 from xfer.train import FitData, fit
@@ -30,7 +30,7 @@ def run_fit(cfg, seed=0, on_epoch=None, resume=None, model=None):
 
 
 def test_training_is_deterministic_given_the_seed():
-    cfg = TrainConfig(epochs=2, batch_size=4, augment=recipes.AugmentConfig(hflip=True), mixup_alpha=0.2)
+    cfg = TrainConfig(epochs=2, batch_size=4, augment=train_options.AugmentConfig(hflip=True), mixup_alpha=0.2)
     _, a = run_fit(cfg, seed=3)
     _, b = run_fit(cfg, seed=3)
     assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
@@ -57,7 +57,7 @@ def test_freeze_then_unfreeze_trains_only_the_head_first():
 
 def test_discriminative_learning_rates_ramp_up_with_depth():
     model = build_model("resnet18", 2, 1)
-    groups = recipes.param_groups(model, "resnet18", TrainConfig(lr=1e-2, backbone_lr_mult=0.01))
+    groups = train_options.param_groups(model, "resnet18", TrainConfig(lr=1e-2, backbone_lr_mult=0.01))
     lrs = [g["lr"] for g in groups]
     assert groups[-1]["role"] == "head" and lrs[-1] == 1e-2
     assert min(lrs) == 1e-4 and lrs == sorted(lrs)

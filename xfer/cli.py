@@ -85,21 +85,20 @@ DELEGATED = {"run": ("xfer.run", "run a study YAML (stages → trials → report
              "explain": ("xfer.explain", "Grad-CAM and saliency of a trained trial on images")}
 
 
-def error_exits() -> list[tuple[type, int]]:
-    """xfer's errors → exit codes, most specific first (imported here so `xfer --help` stays fast)."""
-    from xfer.analysis.collect import NothingInMLflowError
-    from xfer.checkpoint import CheckpointVersionError
-    from xfer.config import ConfigError
-    from xfer.models.packaged import KeyMappingError
-    from xfer.inits.weights import CheckpointMismatchError, WeightsMissingError
-    from xfer.registry import UnknownNameError
-    from xfer.stages import StageError
-    from xfer.cluster import RayStartError
+# xfer's errors → exit codes, most specific first, as (module, class name): an error can only be of a class whose
+# module the command imported, so classifying it imports nothing (no MLflow or torch import while out of memory)
+ERROR_EXITS = [("xfer.config", "ConfigError", 2), ("xfer.registry", "UnknownNameError", 2),
+               ("xfer.stages", "StageError", 3), ("xfer.inits.weights", "WeightsMissingError", 4),
+               ("xfer.inits.weights", "CheckpointMismatchError", 5), ("xfer.models.packaged", "KeyMappingError", 5),
+               ("xfer.checkpoint", "CheckpointVersionError", 5), ("builtins", "FileNotFoundError", 6),
+               ("builtins", "FileExistsError", 6), ("xfer.analysis.collect", "NothingInMLflowError", 7),
+               ("xfer.cluster", "RayStartError", 8), ("builtins", "KeyboardInterrupt", 130)]
 
-    return [(ConfigError, 2), (UnknownNameError, 2), (StageError, 3), (WeightsMissingError, 4),
-            (CheckpointMismatchError, 5), (KeyMappingError, 5), (CheckpointVersionError, 5), (FileNotFoundError, 6),
-            (FileExistsError, 6), (NothingInMLflowError, 7), (RayStartError, 8),
-            (KeyboardInterrupt, 130)]
+
+def error_exits() -> list[tuple[type, int]]:
+    """The (class, exit code) pairs of ERROR_EXITS whose module is loaded."""
+    return [(getattr(sys.modules[module], name), code) for module, name, code in ERROR_EXITS
+            if module in sys.modules]
 
 
 def one_line(error: BaseException) -> str:

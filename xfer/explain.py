@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from xfer.analysis.saliency import grad_cam, last_conv_block, saliency  # noqa: E402
-from xfer.analysis.images import model_input  # noqa: E402
+from xfer.analysis.probe_images import model_input  # noqa: E402
 from xfer.checkpoint import CheckpointMeta  # noqa: E402
 from xfer.paths import not_a_folder  # noqa: E402
 from xfer.trial_ref import add_trial_arguments, load_named_trial  # noqa: E402
@@ -22,7 +22,7 @@ from xfer.trial_ref import add_trial_arguments, load_named_trial  # noqa: E402
 def explain_image(model: torch.nn.Module, meta: CheckpointMeta, path: str, out: Path,
                   target: Optional[str] = None) -> Path:
     """Write `out` (a PNG): input, Grad-CAM and saliency of the target (default: predicted) class."""
-    from xfer.data.images import read_image_resized
+    from xfer.data.read_image import read_image_resized
 
     classes = list(meta.classes)
     raw = read_image_resized(str(path), meta.image_size, meta.in_channels)[None]

@@ -7,7 +7,7 @@ import yaml
 
 from xfer.config import ConfigError, DataConfig, DatasetConfig, InitConfig, StageConfig, StudyConfig
 from xfer.data.root import resolve_path
-from xfer.checks import data_problems, stage_source_problems, study_problems, train_problems
+from xfer.config_rules import data_problems, stage_source_problems, study_problems, train_problems
 from xfer.convert import field_name, short, to_dataclass
 from xfer.data import DATASETS
 from xfer.data.prepare import split_and_external_problems

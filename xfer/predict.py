@@ -12,7 +12,7 @@ import numpy as np
 
 from xfer.checkpoint import CheckpointMeta
 from xfer.paths import not_a_folder
-from xfer.data.images import IMAGE_SUFFIXES
+from xfer.data.read_image import IMAGE_SUFFIXES
 from xfer.trial_ref import add_trial_arguments, load_named_trial
 
 
@@ -29,7 +29,7 @@ def expand_inputs(inputs: Iterable[str]) -> list[Path]:
 
 def predict_files(model, meta: CheckpointMeta, files: list[Path]) -> tuple[list[tuple[Path, np.ndarray]], list[tuple[Path, str]]]:
     """(path, class probabilities) per readable file, and (path, error) per file that could not be read."""
-    from xfer.data.images import read_image_resized
+    from xfer.data.read_image import read_image_resized
     from xfer.train import pick_device, predict_probs
 
     good, errors, images = [], [], []

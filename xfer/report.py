@@ -17,7 +17,7 @@ from xfer.analysis.convergence import convergence_epochs
 from xfer.analysis.document import Analysis, write_report
 from xfer.analysis.ensembles import ensemble_table
 from xfer.analysis.hypotheses import evaluate_hypotheses
-from xfer.analysis.images import AnalysisImages, log_analysis_images, read_analysis_images, select_analysis_images
+from xfer.analysis.probe_images import AnalysisImages, log_analysis_images, read_analysis_images, select_analysis_images
 from xfer.analysis.paired import positive_class
 from xfer.analysis.probes import CKA_COLUMNS, probe_trials
 from xfer.analysis.shortcut import ShortcutResult, shortcut_probe
@@ -106,7 +106,7 @@ def build_report(tracking_uri: str, experiment: str, out_dir: str | Path,
     run_id = parent_run_id or track.study_run_id(tracking_uri, study.experiment_id, None, reuse=True)
     analysis = analyse(study, run_id, settings_for(client, run_id, analysis_cfg), Path(out_dir))
     path = write_report(analysis, Path(out_dir) / track.REPORT_ARTIFACTS)
-    from xfer.serving import log_best_models  # imports MLflow's pyfunc flavour: only when a report is built
+    from xfer.mlflow_model import log_best_models  # imports MLflow's pyfunc flavour: only when a report is built
 
     log_best_models(tracking_uri, study.trials, study.classes)
     client.log_artifacts(run_id, str(path.parent), track.REPORT_ARTIFACTS)

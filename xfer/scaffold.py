@@ -15,7 +15,7 @@ import pandas as pd
 import yaml
 
 from xfer.config import AnalysisConfig, DataConfig, SplitConfig, TrackingConfig, TrainConfig, TrialsConfig
-from xfer.data.images import IMAGE_SUFFIXES
+from xfer.data.read_image import IMAGE_SUFFIXES
 
 SPLIT_FOLDERS = ("train", "training", "val", "valid", "validation", "test", "testing")
 TEST_FOLDERS = ("test", "testing")

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from xfer import recipes
+from xfer import train_options
 from xfer.config import TrainConfig
 from xfer.data.normalize import normalize
 from xfer.metrics import classification_metrics, multilabel_metrics
@@ -100,7 +100,7 @@ def _probs_loss(probs: np.ndarray, labels: np.ndarray, multi_label: bool) -> flo
 def _loader(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, generator: torch.Generator,
             device: torch.device) -> DataLoader:
     dataset = TensorDataset(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels))
-    sampler = recipes.weighted_sampler(labels, generator) if cfg.sampler == "weighted" else None
+    sampler = train_options.weighted_sampler(labels, generator) if cfg.sampler == "weighted" else None
     return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
                       generator=generator, num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
                       drop_last=len(labels) > cfg.batch_size and len(labels) % cfg.batch_size == 1)
@@ -119,12 +119,12 @@ def fit(model: nn.Module, model_name: str, data: FitData, cfg: TrainConfig, norm
     classes, image_size, train_idx, images_at = data.classes, data.image_size, data.train_idx, data.images_at
     num_classes, multi_label, positive = len(classes), data.multi_label, data.positive % len(data.classes)
     y_train, y_val = data.labels[train_idx], data.labels[data.val_idx]
-    weights = recipes.positive_weights if multi_label else recipes.class_weights
+    weights = train_options.positive_weights if multi_label else train_options.class_weights
     weight = weights(y_train, num_classes).to(device) if cfg.class_weights else None
-    groups = recipes.param_groups(model, model_name, cfg)
-    optimizer = recipes.make_optimizer(groups, cfg)
-    scheduler, step_on = recipes.make_scheduler(optimizer, cfg, recipes.steps_per_epoch(len(train_idx), cfg.batch_size))
-    augment = recipes.make_augment(cfg.augment)
+    groups = train_options.param_groups(model, model_name, cfg)
+    optimizer = train_options.make_optimizer(groups, cfg)
+    scheduler, step_on = train_options.make_scheduler(optimizer, cfg, train_options.steps_per_epoch(len(train_idx), cfg.batch_size))
+    augment = train_options.make_augment(cfg.augment)
     val_images = images_at(image_size)[data.val_idx]
 
     start_epoch, best_state, best_auc, best_epoch, bad_epochs, history = 1, None, -np.inf, 0, 0, []
@@ -141,8 +141,8 @@ def fit(model: nn.Module, model_name: str, data: FitData, cfg: TrainConfig, norm
     began = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs + 1):
         tic = time.perf_counter()
-        recipes.set_backbone_trainable(groups, epoch > cfg.freeze_epochs)
-        size = recipes.size_for_epoch(cfg.progressive_sizes, epoch, image_size)
+        train_options.set_backbone_trainable(groups, epoch > cfg.freeze_epochs)
+        size = train_options.size_for_epoch(cfg.progressive_sizes, epoch, image_size)
         loader = _loader(images_at(size)[train_idx], y_train, cfg, generator, device)
         model.train()
         losses = []
@@ -153,7 +153,7 @@ def fit(model: nn.Module, model_name: str, data: FitData, cfg: TrainConfig, norm
             x = _to_input(x, normalization, device)
             target = y.float().to(device) if multi_label else F.one_hot(y, num_classes).float().to(device)
             if cfg.mixup_alpha > 0:
-                x, target, _ = recipes.mixup(x, target, cfg.mixup_alpha, generator)
+                x, target, _ = train_options.mixup(x, target, cfg.mixup_alpha, generator)
             with _autocast(device):
                 logits = model(x)
             loss = _loss(logits.float(), target, weight, cfg.label_smoothing, multi_label)

@@ -55,7 +55,7 @@ def split_listings(prepared: PreparedData, data: FitData, test_idx: np.ndarray) 
 def _log_test_artifacts(uri: str, run_id: str, prepared: PreparedData, data: FitData, tested: Tested,
                         matrix: list[list[int]], key: str, log_model: bool) -> None:
     from xfer.analysis.figures import confusion_matrix_figure
-    from xfer.serving import log_split_inputs, log_trial_model
+    from xfer.mlflow_model import log_split_inputs, log_trial_model
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -17,7 +17,7 @@ from xfer import record, track
 from xfer.analysis.cka import layerwise_cka
 from xfer.analysis.collect import download_artifact, n_order
 from xfer.analysis.embed import penultimate_features, tsne_2d
-from xfer.analysis.images import AnalysisImages, model_input
+from xfer.analysis.probe_images import AnalysisImages, model_input
 from xfer.analysis.saliency import grad_cam, last_conv_block
 from xfer.checkpoint import CheckpointMeta
 

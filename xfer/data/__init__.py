@@ -3,7 +3,7 @@
 Normalizations live in `xfer.data.normalize` (imported from there, so this package stays torch-free).
 """
 from xfer.data.cache import load_image_array
-from xfer.data.images import UnreadableImageError, read_image, read_image_resized
+from xfer.data.read_image import UnreadableImageError, read_image, read_image_resized
 from xfer.data.prepare import PreparedData, prepare_data
 from xfer.data.records import DATASETS, Record, SkippedImagesWarning, load_records
 from xfer.data import xrv_datasets  # noqa: F401  (registers the torchxrayvision layout)

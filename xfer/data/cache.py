@@ -11,7 +11,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from xfer.data.images import UnreadableImageError, read_image_resized
+from xfer.data.read_image import UnreadableImageError, read_image_resized
 from xfer.data.records import Record, warn_skipped
 from xfer.paths import move_aside
 

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from xfer.data.cache import exclusive, write_atomically
-from xfer.data.images import DICOM_SUFFIXES, NPZ_SEPARATOR, read_image
+from xfer.data.read_image import DICOM_SUFFIXES, NPZ_SEPARATOR, read_image
 from xfer.data.records import Record
 
 THUMB_SIZE = 32

@@ -13,7 +13,7 @@ import pandas as pd
 
 from xfer.config import DataConfig, DatasetConfig
 from xfer.data.root import resolve_path
-from xfer.data.images import IMAGE_SUFFIXES, NPZ_SEPARATOR
+from xfer.data.read_image import IMAGE_SUFFIXES, NPZ_SEPARATOR
 from xfer.registry import Registry
 
 DATASETS = Registry("dataset layout")

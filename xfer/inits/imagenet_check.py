@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xfer.data.images import IMAGE_SUFFIXES, read_image_resized
+from xfer.data.read_image import IMAGE_SUFFIXES, read_image_resized
 from xfer.data.normalize import normalize
 from xfer.inits.weights import Weights, load_weights
 from xfer.source import parse_source

@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from xfer import recipes
+from xfer import train_options
 from xfer.config import AugmentConfig, TrainConfig
 
 
@@ -10,7 +10,7 @@ def test_mixup_batches_are_convex_combinations():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(8, 1, 4, 4)
     y = torch.nn.functional.one_hot(torch.arange(8) % 2, 2).float()
-    mixed, targets, lam = recipes.mixup(x, y, 0.4, g)
+    mixed, targets, lam = train_options.mixup(x, y, 0.4, g)
     assert 0 <= lam <= 1
     assert torch.allclose(targets.sum(1), torch.ones(8))
     # every mixed image is lam·x_i + (1-lam)·x_j for some j
@@ -21,32 +21,32 @@ def test_mixup_batches_are_convex_combinations():
 
 def test_progressive_schedule_changes_size_at_given_epochs():
     steps = ((1, 16), (3, 32), (5, 64))
-    sizes = [recipes.size_for_epoch(steps, e, 64) for e in range(1, 7)]
+    sizes = [train_options.size_for_epoch(steps, e, 64) for e in range(1, 7)]
     assert sizes == [16, 16, 32, 32, 64, 64]
-    assert recipes.size_for_epoch((), 3, 48) == 48
+    assert train_options.size_for_epoch((), 3, 48) == 48
 
 
 def test_weighted_sampler_balances_classes():
     labels = np.array([0] * 900 + [1] * 100)
-    sampler = recipes.weighted_sampler(labels, torch.Generator().manual_seed(0))
+    sampler = train_options.weighted_sampler(labels, torch.Generator().manual_seed(0))
     drawn = labels[list(iter(sampler))]
     assert abs(drawn.mean() - 0.5) < 0.05
 
 
 def test_class_weights_inverse_frequency():
-    w = recipes.class_weights(np.array([0, 0, 0, 1]), 2)
+    w = train_options.class_weights(np.array([0, 0, 0, 1]), 2)
     assert torch.allclose(w, torch.tensor([4 / 6, 2.0]))
 
 
 def test_augment_keeps_shape_and_range_and_changes_images():
     torch.manual_seed(0)
-    aug = recipes.make_augment(AugmentConfig(hflip=True, rotate_degrees=15, scale=0.1, shift=0.05,
+    aug = train_options.make_augment(AugmentConfig(hflip=True, rotate_degrees=15, scale=0.1, shift=0.05,
                                              brightness=0.2, contrast=0.2, erase_p=0.5))
     x = torch.rand(4, 1, 32, 32)
     out = aug(x)
     assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
     assert not torch.allclose(out, x)
-    assert recipes.make_augment(AugmentConfig()) is None
+    assert train_options.make_augment(AugmentConfig()) is None
 
 
 def test_schedulers_change_the_learning_rate():
@@ -54,7 +54,7 @@ def test_schedulers_change_the_learning_rate():
     for name, expect in (("onecycle", "batch"), ("cosine", "epoch"), ("plateau", "metric")):
         cfg = TrainConfig(scheduler=name, epochs=4)
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        sched, when = recipes.make_scheduler(opt, cfg, steps_per_epoch=5)
+        sched, when = train_options.make_scheduler(opt, cfg, steps_per_epoch=5)
         assert when == expect
         before = opt.param_groups[0]["lr"]
         for _ in range(6):
