@@ -109,7 +109,9 @@ def run_reporting_errors(command: str, action: Callable[[], int], debug: bool) -
 
 def check_command(args: argparse.Namespace) -> int:
     from xfer.check import check_study
+    from xfer.console import one_line_warnings
 
+    one_line_warnings()  # '[xfer] warning: …' as xfer run prints them, not Python's format with its source line
     for line in check_study(args.study, args.recipes, measure=not args.no_measure):
         print(line)
     return 0
