@@ -67,3 +67,26 @@ def test_trial_keys_stay_as_logged_by_earlier_versions():
         "random|cbr_tiny|n=4|seed=1|fold=2|repeat=1"
     assert TrialSpec(InitConfig("imagenet"), "cbr_tiny", "all", 0, sweep=(("train.lr", 0.01),)).key == \
         "imagenet|cbr_tiny|n=all|seed=0|train.lr=0.01"
+
+
+def test_each_n_may_have_its_own_seeds_and_the_plan_runs_exactly_those():
+    raw = yaml.safe_load((ROOT / "experiments" / "smoke.yaml").read_text())
+    raw["trials"]["seeds"] = {4: 3, "all": [7]}
+    study = parse_study(raw, base_dir=ROOT / "experiments")
+    specs = [s for u in evaluation_phase(study).units for s in u.specs]
+    assert {s.seed for s in specs if s.n_per_class == 4} == {0, 1, 2}
+    assert {s.seed for s in specs if s.n_per_class == "all"} == {7}
+    assert trial_count(study) == len(study.trials.init) * (3 + 1) * study.data.split.folds
+    assert study.trials.all_seeds == (0, 1, 2, 7)
+
+
+def test_seeds_per_n_are_checked_against_the_sizes():
+    from xfer.config import ConfigError
+
+    raw = yaml.safe_load((ROOT / "experiments" / "smoke.yaml").read_text())
+    raw["trials"]["seeds"] = {4: 0, 20: 3}
+    with pytest.raises(ConfigError) as caught:
+        parse_study(raw, base_dir=ROOT / "experiments")
+    text = str(caught.value)
+    assert "trials.seeds.20: not a size of trials.n_per_class" in text
+    assert "trials.seeds: no seeds for n = all" in text and "trials.seeds.4: give a count >= 1" in text

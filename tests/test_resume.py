@@ -48,13 +48,14 @@ def epochs_logged(uri: str, run: mlflow.entities.Run) -> int:
     return len(mlflow.MlflowClient(uri).get_metric_history(run.info.run_id, "train_loss"))
 
 
-def wait_for_partial_study(uri: str, process: subprocess.Popen, timeout_s: float) -> list[mlflow.entities.Run]:
+def wait_for_partial_study(uri: str, process: subprocess.Popen, timeout_s: float,
+                           experiment: str = "resume") -> list[mlflow.entities.Run]:
     """Poll MLflow until ≥1 trial is FINISHED and another is RUNNING past its first Tune checkpoint (epoch 5)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert process.poll() is None, "the study ended before it could be interrupted"
         with contextlib.suppress(Exception):  # the database may not exist yet
-            runs = trial_runs(uri, "resume")
+            runs = trial_runs(uri, experiment)
             finished = [r for r in runs if r.info.status == "FINISHED"]
             running = [r for r in runs if r.info.status == "RUNNING"]
             if finished and any(epochs_logged(uri, r) >= 6 for r in running):
@@ -151,7 +152,7 @@ def test_resume_after_a_yaml_edit_never_finishes_a_trial_with_other_settings(tmp
         first = subprocess.Popen([sys.executable, "-m", "xfer.run", str(study), "--no-report"], cwd=ROOT, env=env,
                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            wait_for_partial_study(uri, first, timeout_s=600)
+            wait_for_partial_study(uri, first, timeout_s=600, experiment="edited")
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(first.pid, signal.SIGKILL)
@@ -164,8 +165,12 @@ def test_resume_after_a_yaml_edit_never_finishes_a_trial_with_other_settings(tmp
     assert resumed.returncode == 0, output[-6000:]
     assert "the study changed" in output
     finished = [r for r in trial_runs(uri, "edited") if r.info.status == "FINISHED"]
-    assert sorted(r.data.tags["xfer.trial_key"] for r in finished) == sorted(expected_trial_keys(study))
-    for run in finished:
-        assert float(run.data.params["train.lr"]) == 0.001, "a run labelled with a value it was not trained with"
+    new = [r for r in finished if float(r.data.params["train.lr"]) == 0.001]
+    assert sorted(r.data.tags["xfer.trial_key"] for r in new) == sorted(expected_trial_keys(study)), \
+        "every trial of the edited study, the added seed included, ran at the new lr"
+    for run in finished:  # the runs finished before the edit keep the lr they were trained with
         steps = [m.step for m in mlflow.MlflowClient(uri).get_metric_history(run.info.run_id, "train_loss")]
-        assert sorted(steps) == list(range(1, EPOCHS + 1)), "trained at the new lr from its first epoch, each once"
+        assert sorted(steps) == list(range(1, EPOCHS + 1)), "each run trained at its own lr from epoch 1, once"
+    study_run = json.loads((tmp_path / "out" / "summary.json").read_text())["study_run_id"]
+    recorded = mlflow.MlflowClient(uri).download_artifacts(study_run, "trials.json", str(tmp_path))
+    assert set(json.loads(Path(recorded).read_text())["run_ids"]) == {r.info.run_id for r in new}

@@ -20,3 +20,16 @@ def test_source_prints_as_it_was_written():
 
 def test_published_libraries_are_the_weight_publishers():
     assert set(PUBLISHED_LIBRARIES) == set(PUBLISHERS)
+
+
+def test_an_init_source_is_parsed_once_where_the_config_is_built_and_never_logged_twice():
+    import dataclasses
+
+    from xfer.config import InitConfig, flatten
+
+    init = InitConfig("imagenet", source="stage:natural")
+    assert (init.origin.kind, init.origin.name) == ("stage", "natural")
+    moved = dataclasses.replace(init, source="/tmp/natural.pt")  # a stage resolved to its checkpoint
+    assert moved.origin.kind == "file" and moved.name == "imagenet"
+    assert flatten(init) == {"strategy": "imagenet", "source": "stage:natural", "label": None}, \
+        "the parsed source is derived: not a param, not in reuse keys"

@@ -56,15 +56,23 @@ def trial_images(study: StudyConfig, n, pool: Counter) -> float:
     return train + EVAL_COST * total * (split.val_fraction + split.test_fraction / study.train.epochs)
 
 
+def seed_axis(trials) -> str:
+    """'8 seeds', or per n where the study gives each n its own seeds: 'seeds 32/12/6 at n 5/20/80'."""
+    counts = [len(trials.seeds_for(n)) for n in trials.n_per_class]
+    if not isinstance(trials.seeds, dict):
+        return f"{counts[0]} seeds"
+    return f"seeds {'/'.join(map(str, counts))} at n {'/'.join(map(str, trials.n_per_class))}"
+
+
 def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True) -> list[str]:
     """The check's report, line by line; raises ConfigError (every problem) when the study is invalid."""
     from xfer.console import duration
     from xfer.load import load_study
     from xfer.config import ConfigError
     from xfer.preflight import study_preflight
-    from xfer.source import parse_source
     from xfer.stages import cached_checkpoint, plan_stage, recipe_dirs
-    from xfer.plan import trial_count
+    from xfer.plan import evaluation_specs, trial_count
+    from xfer.tuning import cells, samples, tuning_trial_count
 
     from xfer.data.records import LISTINGS_ENV
 
@@ -72,7 +80,7 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
     os.environ.setdefault(LISTINGS_ENV, str(study.output_path))  # skipped-file listings in the study's folder
     study = dataclasses.replace(study, data=absolutize(study.data, path.parent))
     t = study.trials
-    axes = [f"{len(t.init)} inits", f"{len(t.models)} models", f"{len(t.n_per_class)} sizes", f"{len(t.seeds)} seeds",
+    axes = [f"{len(t.init)} inits", f"{len(t.models)} models", f"{len(t.n_per_class)} sizes", seed_axis(t),
             *(f"{len(v)} {k}" for k, v in t.sweep.items())]
     lines = [f"{path}: valid (data, weights and splits checked); {trial_count(study)} trials ({' × '.join(axes)}), {study.train.epochs} epochs each"]
     problems = study_preflight(study, path.parent)
@@ -84,7 +92,7 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
     dirs = recipe_dirs(path, recipes)
     stages, stage_images = [], 0.0
     for init in t.init:
-        source = parse_source(init.source)
+        source = init.origin
         for model in t.models if source.kind == "stage" else ():
             job = plan_stage(source.name, model, dirs)
             while job is not None:
@@ -95,6 +103,10 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
                 stages.append((job.key, f"stage {job.name} ({job.key}): {'cached' if cached else 'to train'}"))
                 job = job.depends_on
     lines += sorted({line for _, line in stages})
+    if study.tuning is not None:
+        lines.append(f"tuning: {tuning_trial_count(study)} trials before the evaluation ({len(cells(study))} cells × "
+                     f"{samples(study.tuning)} configurations × {len(study.tuning.seeds)} tuning seeds; "
+                     f"{study.tuning.search} search, scheduler {study.tuning.scheduler}; validation only)")
     if not measure:
         return lines
     slots = max(1, int((os.cpu_count() or 1) // max(study.resources.cpu, 1)))
@@ -103,12 +115,14 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
     for model in t.models:
         speed = images_per_second(model, study.data.channels, len(study.data.classes), study.data.image_size,
                                   study.train.batch_size, int(study.resources.cpu))
-        runs = trial_count(study) // len(t.models) // len(t.n_per_class)
-        seconds += sum(runs * study.train.epochs * trial_images(study, n, pool) / speed for n in t.n_per_class)
+        runs = Counter(spec.n_per_class for spec in evaluation_specs(study) if spec.model == model)
+        seconds += sum(runs[n] * study.train.epochs * trial_images(study, n, pool) / speed for n in t.n_per_class)
         seconds += stage_images / speed / len(t.models)
+        tuning_runs = tuning_trial_count(study) // len(t.models) // len(t.n_per_class)  # an upper bound: no ASHA stop
+        seconds += sum(tuning_runs * study.train.epochs * trial_images(study, n, pool) / speed for n in t.n_per_class)
         lines.append(f"throughput {model}: {speed:.0f} training images/s at {study.data.image_size} px, "
                      f"batch {study.train.batch_size}, {int(study.resources.cpu)} thread(s)")
-    seconds += trial_count(study) * TRIAL_OVERHEAD_S
+    seconds += (trial_count(study) + tuning_trial_count(study)) * TRIAL_OVERHEAD_S
     lines.append(f"estimated wall time: ~{duration(STUDY_OVERHEAD_S + seconds / slots)} ({slots} trial(s) at once; "
                  f"measured training speed + bench/RESULTS.md overheads; a first run also decodes the images)")
     return lines

@@ -1,11 +1,13 @@
 """Rules on a parsed config's values: safe names, unique grid entries, numbers in range; problems with field paths."""
 from __future__ import annotations
 
+import math
 from numbers import Number
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from xfer.config import DataConfig, StudyConfig, TrainConfig
+from xfer.convert import short
 from xfer.data.root import resolve_path
 from xfer.paths import name_problem
 from xfer.source import parse_source
@@ -20,14 +22,18 @@ def _range(value: Any, field: str, low: float, high: Optional[float] = None, low
     """A problem when a number is outside [low, high) (or (low, ...)); other types are the parser's to report."""
     if not _number(value):
         return None
+    if isinstance(value, float) and not math.isfinite(value):  # .inf and .nan pass every comparison below, then fail inside a trial
+        return f"{field}: {short(value)} is not a finite number"
     below = value <= low if low_open else value < low
     above = high is not None and (value >= high if high_open else value > high)
     if below or above:
         closing = ")" if high_open or high is None else "]"
         span = f"{'(' if low_open else '['}{low}, {'∞' if high is None else high}{closing}"
-        return f"{field}: {value!r} is out of range; expected a value in {span}"
+        return f"{field}: {short(value)} is out of range; expected a value in {span}"
     return None
 
+
+MAX_SEED = 2**32  # torch.manual_seed and numpy's legacy seeding take seeds below this
 
 GRID_WHY = "every grid entry must be unique, or two trials would share one key and one MLflow run"
 
@@ -39,7 +45,7 @@ def duplicates(items: Iterable[tuple[str, Any]], what: str, why: str = GRID_WHY)
     for path, value in items:
         key = repr(value)
         if key in seen:
-            problems.append(f"{path}: duplicates {seen[key]} ({what} {value!r}); {why}")
+            problems.append(f"{path}: duplicates {seen[key]} ({what} {short(value)}); {why}")
         else:
             seen[key] = path
     return problems
@@ -80,6 +86,8 @@ def data_problems(data: Optional[DataConfig], base_dir: Path) -> list[str]:
                             "a dataset listed twice would put every image twice into train, val and test")
         seen.setdefault(files, i)
     problems += [p for p in [_range(data.image_size, "data.image_size", 8)] if p]
+    if data.split is not None:
+        problems += [p for p in [_range(data.split.seed, "data.split.seed", 0, MAX_SEED)] if p]
     return problems
 
 
@@ -102,6 +110,7 @@ def study_problems(study: StudyConfig, base_dir: Path) -> list[str]:
         problems += duplicates(((f"trials.n_per_class[{i}]", n) for i, n in enumerate(t.n_per_class or ())),
                                "n_per_class")
         problems += duplicates(((f"trials.seeds[{i}]", s) for i, s in enumerate(t.seeds or ())), "seed")
+        problems += [p for i, s in enumerate(t.seeds or ()) if (p := _range(s, f"trials.seeds[{i}]", 0, MAX_SEED))]
         if t.seeds is not None and len(t.seeds) == 0:
             problems.append("trials.seeds: empty; name at least one seed, e.g. [0]")
         if t.n_per_class is not None and len(t.n_per_class) == 0:

@@ -79,10 +79,11 @@ def error_exits() -> list[tuple[type, int]]:
     from xfer.inits.weights import CheckpointMismatchError, WeightsMissingError
     from xfer.registry import UnknownNameError
     from xfer.stages import StageError
+    from xfer.tune import RayStartError
 
     return [(ConfigError, 2), (UnknownNameError, 2), (StageError, 3), (WeightsMissingError, 4),
             (CheckpointMismatchError, 5), (CheckpointVersionError, 5), (FileNotFoundError, 6), (FileExistsError, 6),
-            (NothingInMLflowError, 7),
+            (NothingInMLflowError, 7), (RayStartError, 8),
             (KeyboardInterrupt, 130)]
 
 

@@ -6,13 +6,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
+from xfer.source import Source, parse_source
+
+DERIVED = "xfer.derived"  # dataclass field metadata: computed from other fields, never logged nor hashed
+
+
+MAX_PROBLEM = 2000  # characters of one problem line: a huge value is quoted by a prefix, never in full
+
 
 class ConfigError(ValueError):
     """Every problem found in one config file, each with its field path."""
 
     def __init__(self, source: str, problems: list[str]):
         self.source = source
-        self.problems = problems
+        self.problems = [p if len(p) <= MAX_PROBLEM else f"{p[:MAX_PROBLEM]}... (cut)" for p in problems]
+        problems = self.problems
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"{source}: {len(problems)} problem(s):\n{lines}")
 
@@ -77,11 +85,15 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class InitConfig:
-    """An initialization strategy and the weights it draws on."""
+    """An initialization strategy and the weights it draws on; `origin` is `source` parsed, once, here."""
 
     strategy: str
     source: Optional[str] = None  # published name, checkpoint file, or stage:NAME
     label: Optional[str] = None  # how reports name it; default: strategy
+    origin: Source = field(init=False, repr=False, compare=False, metadata={DERIVED: True})
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "origin", parse_source(self.source if isinstance(self.source, str) else None))
 
     @property
     def name(self) -> str:
@@ -125,8 +137,21 @@ class TrialsConfig:
     init: tuple[InitConfig, ...]
     models: tuple[str, ...]
     n_per_class: tuple[Union[int, str], ...] = ("all",)
-    seeds: tuple[int, ...] = (0,)
+    # the same seeds at every n, or per n: {5: 32, 80: 6} (seeds 0…k-1) or {5: [0, 1, 2], 80: [0]}
+    seeds: Union[tuple[int, ...], dict[str, Union[int, tuple[int, ...]]]] = (0,)
     sweep: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # extra grid axes: {"train.lr": [0.01, 0.001]}
+
+    def seeds_for(self, n: Union[int, str]) -> tuple[int, ...]:
+        """The evaluation seeds at training-set size `n`."""
+        if not isinstance(self.seeds, dict):
+            return tuple(self.seeds)
+        given = self.seeds.get(str(n), ())
+        return tuple(range(given)) if isinstance(given, int) else tuple(given)
+
+    @property
+    def all_seeds(self) -> tuple[int, ...]:
+        """Every evaluation seed at any n, once."""
+        return tuple(dict.fromkeys(s for n in self.n_per_class or () for s in self.seeds_for(n)))
 
 
 @dataclass(frozen=True)
@@ -235,7 +260,8 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     if dataclasses.is_dataclass(obj):
         for f in dataclasses.fields(obj):
-            out.update(flatten(getattr(obj, f.name), f"{prefix}{f.name}."))
+            if not f.metadata.get(DERIVED):
+                out.update(flatten(getattr(obj, f.name), f"{prefix}{f.name}."))
         return out
     if isinstance(obj, tuple) and obj and dataclasses.is_dataclass(obj[0]):
         for i, item in enumerate(obj):

@@ -7,6 +7,18 @@ import typing
 from typing import Any, Literal, Union
 
 
+def short(value: Any, limit: int = 120) -> str:
+    """`value`'s repr (a string: itself) cut to `limit` characters, for problem messages about any input."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def field_name(key: Any) -> str:
+    """A mapping key as a field path shows it: itself, cut when long."""
+    text = str(key)
+    return text if len(text) <= 60 else f"{text[:60]}..."
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp).replace("typing.", ""))
 
@@ -26,17 +38,17 @@ def _convert(value: Any, tp: Any, path: str, problems: list[str]) -> Any:
             out = _convert(value, option, path, trial)
             if not trial:
                 return out
-        problems.append(f"{path}: expected {' or '.join(_type_name(o) for o in options)}, got {value!r}")
+        problems.append(f"{path}: expected {' or '.join(_type_name(o) for o in options)}, got {short(value)}")
         return None
     if origin is Literal:
         if value not in args:
-            problems.append(f"{path}: {value!r} is not one of {', '.join(map(str, args))}")
+            problems.append(f"{path}: {short(value)} is not one of {', '.join(map(str, args))}")
         return value
     if dataclasses.is_dataclass(tp):
         return to_dataclass(value, tp, path, problems)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            problems.append(f"{path}: expected a list, got {value!r}")
+            problems.append(f"{path}: expected a list, got {short(value)}")
             return ()
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_convert(v, args[0], f"{path}[{i}]", problems) for i, v in enumerate(value))
@@ -46,16 +58,16 @@ def _convert(value: Any, tp: Any, path: str, problems: list[str]) -> Any:
         return tuple(_convert(v, a, f"{path}[{i}]", problems) for i, (v, a) in enumerate(zip(value, args)))
     if origin is dict:
         if not isinstance(value, dict):
-            problems.append(f"{path}: expected a mapping, got {value!r}")
+            problems.append(f"{path}: expected a mapping, got {short(value)}")
             return {}
         return {str(k): _convert(v, args[1], f"{path}.{k}", problems) for k, v in value.items()}
     if tp is bool:
         if not isinstance(value, bool):
-            problems.append(f"{path}: expected true/false, got {value!r}")
+            problems.append(f"{path}: expected true/false, got {short(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            problems.append(f"{path}: expected an integer, got {value!r}")
+            problems.append(f"{path}: expected an integer, got {short(value)}")
         return value
     if tp is float:
         if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
@@ -64,12 +76,12 @@ def _convert(value: Any, tp: Any, path: str, problems: list[str]) -> Any:
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            problems.append(f"{path}: expected a number, got {value!r}")
+            problems.append(f"{path}: expected a number, got {short(value)}")
             return value
         return float(value)
     if tp is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            problems.append(f"{path}: expected a string, got {value!r}")
+            problems.append(f"{path}: expected a string, got {short(value)}")
         return str(value)
     return value
 
@@ -77,14 +89,14 @@ def _convert(value: Any, tp: Any, path: str, problems: list[str]) -> Any:
 def to_dataclass(raw: Any, cls: type, path: str, problems: list[str]) -> Any:
     """`cls` built from a mapping; every problem is appended, a part that cannot be built is None."""
     if not isinstance(raw, dict):
-        problems.append(f"{path or '<top>'}: expected a mapping, got {raw!r}")
+        problems.append(f"{path or '<top>'}: expected a mapping, got {short(raw)}")
         return None
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # not the derived ones
     prefix = f"{path}." if path else ""
     for key in raw:
         if key not in fields:
-            problems.append(f"{prefix}{key}: unknown key; known: {', '.join(fields)}")
+            problems.append(f"{prefix}{field_name(key)}: unknown key; known: {', '.join(fields)}")
     kwargs = {}
     for name, f in fields.items():
         if name in raw:

@@ -16,6 +16,7 @@ import torch  # noqa: E402
 from xfer.analysis.saliency import activation_maximization, grad_cam, last_conv_block, saliency  # noqa: E402
 from xfer.analysis.images import model_input  # noqa: E402
 from xfer.checkpoint import CheckpointMeta  # noqa: E402
+from xfer.paths import not_a_folder  # noqa: E402
 from xfer.trial_ref import add_trial_arguments, load_named_trial  # noqa: E402
 
 
@@ -133,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.method == "gradcam" and not args.images:
         parser.error("give image files to explain (or --method actmax, which needs none)")
-
+    if problem := not_a_folder(args.out, "--out"):
+        print(problem, file=sys.stderr)
+        return 2
     loaded = load_named_trial(args.trial, args.tracking_uri, args.study)
     if loaded is None:
         return 2

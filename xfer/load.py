@@ -8,7 +8,7 @@ import yaml
 from xfer.config import ConfigError, DataConfig, DatasetConfig, InitConfig, StageConfig, StudyConfig
 from xfer.data.root import resolve_path
 from xfer.checks import data_problems, stage_source_problems, study_problems, train_problems
-from xfer.convert import to_dataclass
+from xfer.convert import field_name, short, to_dataclass
 from xfer.data import DATASETS
 from xfer.data.prepare import split_and_external_problems
 from xfer.data.root import missing_dataset_message
@@ -16,7 +16,6 @@ from xfer.data.xrv_datasets import IMAGE_COLUMNS
 from xfer.inits import INITS
 from xfer.models import is_known_model, known_models
 from xfer.paths import name_problem
-from xfer.source import parse_source
 from xfer.sweep import sweep_problems
 from xfer.tuning import tuning_problems
 
@@ -24,7 +23,7 @@ from xfer.tuning import tuning_problems
 def check_layout_and_root(at: str, ds: DatasetConfig, base_dir: Path, problems: list[str]) -> None:
     """A dataset's layout is registered and its folder exists (else the fetch hint)."""
     if ds.layout not in DATASETS:
-        problems.append(f"{at}.layout: unknown dataset layout {ds.layout!r}; known: {DATASETS.known()}")
+        problems.append(f"{at}.layout: unknown dataset layout {short(ds.layout)}; known: {DATASETS.known()}")
     root = resolve_path(ds.root, base_dir)
     if not root.exists():
         problems.append(f"{at}.root: {missing_dataset_message(ds.root, root)}")
@@ -40,13 +39,13 @@ def check_names(path: str, models: tuple[str, ...], inits: tuple[InitConfig, ...
             continue
         check_layout_and_root(at, ds, base_dir, problems)
         if ds.layout == "torchxrayvision" and ds.xrv_class not in IMAGE_COLUMNS:
-            problems.append(f"{at}.xrv_class: {ds.xrv_class!r} is not a supported torchxrayvision dataset; "
+            problems.append(f"{at}.xrv_class: {short(ds.xrv_class)} is not a supported torchxrayvision dataset; "
                             f"supported: {', '.join(IMAGE_COLUMNS)}")
         unknown = sorted(set((ds.label_map or {}).values()) - set(classes) - {None})  # null: leave the label out
         if unknown:
             problems.append(f"{at}.label_map: maps to {unknown}, which are not in data.classes {list(classes)}")
         if ds.label is not None and (ds.label_map or {}).get(ds.label, ds.label) not in classes:
-            problems.append(f"{at}.label: {ds.label!r} is not in data.classes {list(classes)} "
+            problems.append(f"{at}.label: {short(ds.label)} is not in data.classes {list(classes)} "
                             "(nor mapped to one by label_map)")
     for i, ds in enumerate(data.exclude_overlap_with or ()):
         if ds is not None and ds.root is not None:
@@ -56,7 +55,7 @@ def check_names(path: str, models: tuple[str, ...], inits: tuple[InitConfig, ...
     if data.multi_label and any(ds is not None and ds.layout != "torchxrayvision" for ds in data.datasets or ()):
         problems.append("data.multi_label: needs datasets of layout torchxrayvision (they carry per-pathology labels)")
     if data.positive_class is not None and data.positive_class not in classes:
-        problems.append(f"data.positive_class: {data.positive_class!r} is not in data.classes {list(classes)}")
+        problems.append(f"data.positive_class: {short(data.positive_class)} is not in data.classes {list(classes)}")
     if data.channels not in (1, 3):
         problems.append(f"data.channels: must be 1 or 3, got {data.channels}")
     s = data.split
@@ -65,12 +64,12 @@ def check_names(path: str, models: tuple[str, ...], inits: tuple[InitConfig, ...
         problems.append("data.split: val_fraction and test_fraction must be in [0, 1) and sum to less than 1")
     for i, m in enumerate(models):
         if not is_known_model(m):
-            problems.append(f"{path}models[{i}]: unknown model {m!r}; known: {known_models()}, or timm:NAME")
+            problems.append(f"{path}models[{i}]: unknown model {short(m)}; known: {known_models()}, or timm:NAME")
     for i, init in enumerate(inits):
         at = f"{path}init[{i}]"
         if init.strategy is not None and init.strategy not in INITS:
-            problems.append(f"{at}: unknown strategy {init.strategy!r}; known: {INITS.known()}")
-        source = parse_source(init.source if isinstance(init.source, str) else None)
+            problems.append(f"{at}: unknown strategy {short(init.strategy)}; known: {INITS.known()}")
+        source = init.origin
         if source.kind == "file" and not resolve_path(source.name, base_dir).exists():
             problems.append(f"{at}.source: checkpoint file not found: {resolve_path(source.name, base_dir)}")
 
@@ -79,13 +78,83 @@ def _numbers(*values) -> bool:
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
-def _read_yaml(path: Path) -> dict:
+MAX_YAML_BYTES = 1 << 20  # a study or recipe is a few KB; more is a mistake (or an attack), refused unread
+MAX_YAML_NODES = 100_000  # values after aliases are expanded: bounds a "billion laughs" bomb of a few hundred bytes
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader that refuses a document expanding (through aliases) past MAX_YAML_NODES values, and
+    duplicate keys (which SafeLoader silently resolves to the last), before anything is built from it."""
+
+    def get_single_node(self):
+        node = super().get_single_node()
+        if node is not None:
+            problems = _node_problems(node)
+            if problems:
+                raise ConfigError(self.name, problems)
+        return node
+
+
+def _node_problems(root: yaml.Node) -> list[str]:
+    """Duplicate keys (with their field path and lines), and a too large expanded size; linear in the nodes
+    written (an alias is counted at its full size, but walked once)."""
+    sizes: dict[int, int] = {}
+    problems: list[str] = []
+
+    def walk(node: yaml.Node, path: str) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        sizes[id(node)] = 1  # a recursive alias counts once
+        size = 1
+        if isinstance(node, yaml.SequenceNode):
+            size += sum(walk(child, f"{path}[{i}]") for i, child in enumerate(node.value))
+        elif isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key, value in node.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else None
+                if name is not None and name != "<<":
+                    at = f"{path}.{field_name(name)}" if path else field_name(name)
+                    if name in first:
+                        problems.append(f"{at}: duplicate key (lines {first[name] + 1} and "
+                                        f"{key.start_mark.line + 1}); YAML would keep only the last: remove one")
+                    first.setdefault(name, key.start_mark.line)
+                size += walk(key, path) + walk(value, f"{path}.{field_name(name)}" if path else field_name(name))
+        sizes[id(node)] = size
+        return size
+
+    total = walk(root, "")
+    if total > MAX_YAML_NODES:
+        problems.append(f"the document expands to {total:,} values through its aliases (&anchor / *alias), more "
+                        f"than the {MAX_YAML_NODES:,} a study or recipe may hold; write the values out or use fewer "
+                        f"nested aliases")
+    return problems
+
+
+def read_yaml_text(text: str, source: str) -> object:
+    """Parse YAML text with the limits above; any problem is a ConfigError naming `source`."""
+    if len(text) > MAX_YAML_BYTES:
+        raise ConfigError(source, [f"{len(text):,} characters, more than the {MAX_YAML_BYTES:,} a study or recipe "
+                                   f"may have; is this the right file?"])
+    loader = BoundedLoader(text)
+    loader.name = source
+    try:
+        return loader.get_single_data()
+    except ConfigError:
+        raise
+    except (yaml.YAMLError, ValueError, RecursionError) as e:  # ValueError: an integer of over 4300 digits
+        raise ConfigError(source, [f"not valid YAML: {str(e)[:500]}"]) from None
+    finally:
+        loader.dispose()
+
+
+def read_yaml(path: Path) -> dict:
+    """A study or recipe file as a mapping, within the size and alias limits; else a ConfigError naming it."""
     if not path.exists():
         raise ConfigError(str(path), ["file not found"])
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(str(path), [f"not valid YAML: {e}"]) from None
+    if path.is_file() and path.stat().st_size > MAX_YAML_BYTES:
+        raise ConfigError(str(path), [f"{path.stat().st_size:,} bytes, more than the {MAX_YAML_BYTES:,} a study or "
+                                      f"recipe may have; is this the right file?"])
+    raw = read_yaml_text(path.read_text(), str(path))
     if not isinstance(raw, dict):
         raise ConfigError(str(path), ["expected a mapping at the top level"])
     return raw
@@ -101,7 +170,7 @@ def parse_study(raw: dict, source: str = "<study>", base_dir: Path = Path(".")) 
         if t is not None:
             for i, n in enumerate(t.n_per_class or ()):
                 if not (n == "all" or (isinstance(n, int) and not isinstance(n, bool) and n > 0)):
-                    problems.append(f"trials.n_per_class[{i}]: expected a positive integer or 'all', got {n!r}")
+                    problems.append(f"trials.n_per_class[{i}]: expected a positive integer or 'all', got {short(n)}")
             if t.init is not None and not t.init:
                 problems.append("trials.init: name at least one strategy")
             if t.models is not None and not t.models:
@@ -113,7 +182,8 @@ def parse_study(raw: dict, source: str = "<study>", base_dir: Path = Path(".")) 
             problems.append("data.multi_label: studies are single-label; multi-label heads are for pretraining stages")
         if t is not None:
             problems += sweep_problems(t.sweep or {})
-            problems += tuning_problems(study.tuning, tuple(t.seeds or ()))
+            problems += seed_problems(t)
+            problems += tuning_problems(study.tuning, t.all_seeds if not seed_problems(t) else ())
         if study.data is not None and t is not None and not problems:
             problems += split_and_external_problems(study.data, tuple(t.n_per_class), base_dir)
     if problems:
@@ -142,15 +212,34 @@ def parse_stage(raw: dict, source: str = "<stage>", base_dir: Path = Path(".")) 
     return stage
 
 
+def seed_problems(trials) -> list[str]:
+    """Seeds per n (`trials.seeds: {5: 32, 80: 6}`): one entry per n of trials.n_per_class, each a count >= 1 or a
+    non-empty list of seeds in [0, 2**32)."""
+    if not isinstance(trials.seeds, dict):
+        return []
+    sizes = {str(n) for n in trials.n_per_class or ()}
+    problems = [f"trials.seeds.{k}: not a size of trials.n_per_class ({', '.join(sorted(sizes))})"
+                for k in trials.seeds if k not in sizes]
+    problems += [f"trials.seeds: no seeds for n = {n}; give every size of trials.n_per_class its seeds"
+                 for n in sorted(sizes - set(trials.seeds))]
+    for k, given in trials.seeds.items():
+        seeds = range(given) if isinstance(given, int) else given
+        if isinstance(given, int) and given < 1 or not seeds:
+            problems.append(f"trials.seeds.{k}: give a count >= 1 or a non-empty list of seeds")
+        elif not all(0 <= s < 2 ** 32 for s in seeds) or len(set(seeds)) != len(seeds):
+            problems.append(f"trials.seeds.{k}: seeds must be distinct integers in [0, 2**32)")
+    return problems
+
+
 def load_study(path: str | Path) -> StudyConfig:
     path = Path(path)
-    return parse_study(_read_yaml(path), str(path), path.parent)
+    return parse_study(read_yaml(path), str(path), path.parent)
 
 
 def load_stage(path: str | Path) -> StageConfig:
     path = Path(path)
-    return parse_stage(_read_yaml(path), str(path), path.parent)
+    return parse_stage(read_yaml(path), str(path), path.parent)
 
 
 def is_stage_file(path: str | Path) -> bool:
-    return "stage" in _read_yaml(Path(path))
+    return "stage" in read_yaml(Path(path))

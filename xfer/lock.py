@@ -1,7 +1,8 @@
-"""One writer per study: a lock file naming its holder (pid, host), taken over only when that holder is gone."""
+"""One writer per study: an OS lock (flock) on `.xfer-study.lock`, held for the study's life; the file names its holder."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import socket
@@ -16,16 +17,6 @@ class StudyLockedError(RuntimeError):
     """Another live process is running the same study into the same folder."""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _holder(lock: Path) -> dict:
     try:
         return json.loads(lock.read_text())
@@ -33,36 +24,42 @@ def _holder(lock: Path) -> dict:
         return {}
 
 
-def _is_stale(holder: dict) -> bool:
-    """A lock whose holder ran on this host and has exited (a crash or SIGKILL left it behind)."""
-    return holder.get("host") == socket.gethostname() and not _alive(int(holder.get("pid", 0) or 0))
+def _same_file(fd: int, lock: Path) -> bool:
+    """The locked descriptor is still the file at `lock` (not one a releasing holder unlinked meanwhile)."""
+    try:
+        here, there = os.fstat(fd), os.stat(lock)
+    except FileNotFoundError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 @contextlib.contextmanager
 def study_lock(folder: Path, study: str) -> Iterator[Path]:
-    """Hold `folder/.xfer-study.lock` while the block runs; refuses when a live holder has it."""
+    """Hold `folder/.xfer-study.lock` while the block runs; refuses when a live holder has it.
+
+    The kernel holds the lock for the open file, so a crashed or killed holder releases it at once and taking it
+    over is atomic (the old read-stale → unlink → create let two processes in); the JSON inside only says who."""
     folder.mkdir(parents=True, exist_ok=True)
     lock = folder / LOCK_FILE
     me = {"pid": os.getpid(), "host": socket.gethostname(), "study": study, "since": time.strftime("%Y-%m-%d %H:%M:%S")}
-    for _ in range(2):
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
             holder = _holder(lock)
-            if holder and not _is_stale(holder):
-                raise StudyLockedError(
-                    f"study {study!r} is already running into {folder} (pid {holder.get('pid')} on "
-                    f"{holder.get('host')}, since {holder.get('since')}); wait for it to end, or, if that "
-                    f"process is gone, delete {lock}") from None
-            lock.unlink(missing_ok=True)  # stale (or unreadable): its holder is gone
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(me))
-        break
-    else:
-        raise StudyLockedError(f"could not take {lock}: another run took it at the same moment; try again")
+            raise StudyLockedError(
+                f"study {study!r} is already running into {folder} (pid {holder.get('pid', '?')} on "
+                f"{holder.get('host', '?')}, since {holder.get('since', '?')}); wait for it to end (the lock is "
+                f"released when that process exits, however it ends)") from None
+        if _same_file(fd, lock):
+            break
+        os.close(fd)  # the holder we waited on removed this file as it released it: lock the new one
     try:
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(me).encode())
         yield lock
     finally:
-        if _holder(lock).get("pid") == os.getpid():
-            lock.unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)  # while still locked: whoever locks the unlinked file sees it is stale
+        os.close(fd)

@@ -6,6 +6,9 @@ import shutil
 import time
 import warnings
 from pathlib import Path
+from typing import Optional
+
+from xfer.convert import short
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 OWNER_MARKER = ".xfer-owned"  # in every folder xfer may delete: written when xfer creates it
@@ -23,17 +26,17 @@ def name_problem(value: object, field: str) -> str | None:
     """Why `value` cannot be a name used in paths (study, stage, label), or None when it can."""
     if isinstance(value, str) and SAFE_NAME.fullmatch(value) and ".." not in value:
         return None
-    return (f"{field}: {value!r} is not a safe name; use letters, digits, '_', '-' and '.' (no '..', no '/', "
+    return (f"{field}: {short(value)} is not a safe name; use letters, digits, '_', '-' and '.' (no '..', no '/', "
             f"at most 100 characters, starting with a letter or digit), e.g. 'init_study'")
 
 
-def inside(root: Path, *parts: str) -> Path:
+def inside(root: Path, *parts: str, fix: str = "rename the study, stage or label to a plain name") -> Path:
     """`root/parts...` resolved; raises UnsafePathError when it leaves `root` (a '..' or a link)."""
     root = Path(root).resolve()
     path = root.joinpath(*parts).resolve()
     if path != root and root not in path.parents:
         raise UnsafePathError(f"{path} is outside {root} (from {'/'.join(parts)!r}); xfer writes only inside "
-                              f"its folders: rename the study, stage or label to a plain name")
+                              f"its folders: {fix}")
     return path
 
 
@@ -55,11 +58,29 @@ def remove_owned_dir(path: Path) -> None:
     shutil.rmtree(path)
 
 
+def corrupt_name(path: Path) -> str:
+    """`<name>.corrupt-<time>`: where a corrupt file is kept for inspection."""
+    return f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{time.monotonic_ns() % 10**6}"
+
+
+def keep_copy(path: Path, folder: Path) -> Path:
+    """Copy a corrupt file that xfer does not own (a Tune checkpoint's) into `folder`, kept for inspection."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy2(path, folder / corrupt_name(path)))
+
+
 def move_aside(path: Path, why: str) -> Path:
     """Rename a corrupt cache file or folder to `<name>.corrupt-<time>` (kept for inspection); returns the new path."""
-    target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{time.monotonic_ns() % 10**6}")
+    target = path.with_name(corrupt_name(path))
     path.rename(target)
     warnings.warn(f"{path} is corrupt ({why}); moved it to {target} and rebuilding it", CorruptCacheWarning,
                   stacklevel=2)
     return target
 
+
+
+def not_a_folder(out: Path, option: str) -> Optional[str]:
+    """The error line when an output folder option names an existing file, else None."""
+    if out.exists() and not out.is_dir():
+        return f"error: {option} {out} is a file; give a folder for the images to write (created if missing)"
+    return None

@@ -118,7 +118,7 @@ def evaluation_specs(study: StudyConfig) -> Iterator[TrialSpec]:
     for init in t.init:
         for model in t.models:
             for n in t.n_per_class:
-                for seed in t.seeds:
+                for seed in t.seeds_for(n):
                     for fold, repeat in folds:
                         for sweep in sweeps:
                             yield TrialSpec(init, model, n, seed, tuple(sorted(sweep)), fold, repeat)

@@ -11,6 +11,7 @@ from typing import Iterable, Optional
 import numpy as np
 
 from xfer.checkpoint import CheckpointMeta
+from xfer.paths import not_a_folder
 from xfer.data.images import IMAGE_SUFFIXES
 from xfer.trial_ref import add_trial_arguments, load_named_trial
 
@@ -66,11 +67,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--gradcam", type=Path, help="write Grad-CAM overlays into this folder")
     args = parser.parse_args(argv)
 
+    if args.gradcam is not None and (problem := not_a_folder(args.gradcam, "--gradcam")):
+        print(problem, file=sys.stderr)
+        return 2
     loaded = load_named_trial(args.trial, args.tracking_uri, args.study)
     if loaded is None:
         return 2
     model, meta = loaded
     classes = list(meta.classes)
+    for folder in (Path(i) for i in args.images if Path(i).is_dir() and not expand_inputs([i])):
+        print(f"error: {folder}: no image files in this folder (nor below it); xfer reads "
+              f"{', '.join(IMAGE_SUFFIXES)}", file=sys.stderr)
     rows, errors = predict_files(model, meta, expand_inputs(args.images))
     for path, p in rows:
         print(f"{path}\t{classes[int(np.argmax(p))]}\t" + "\t".join(f"{c}={v:.3f}" for c, v in zip(classes, p)))

@@ -1,26 +1,28 @@
 """Checks a study passes before any trial starts: published weights cached, data columns, classes per split, n."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 from xfer.config import StudyConfig
-from xfer.source import parse_source
 
 
 def missing_published_weights(study: StudyConfig) -> list[str]:
     """Every published weight file the trials need must be in its library's cache."""
+    from xfer.inits import strategy_info
     from xfer.inits.published import published_weights
     from xfer.inits.weights import source_for
 
     problems = []
     for i, init in enumerate(study.trials.init):
-        if init.strategy == "random" or parse_source(init.source).kind in ("stage", "file"):
+        info = strategy_info(init.strategy)
+        if not info.takes_source or init.origin.kind in ("stage", "file"):
             continue
         for model in study.trials.models:
             try:
-                weights = published_weights(source_for(model, init.source, "xray" if init.strategy == "chexpert" else "imagenet"))
+                weights = published_weights(source_for(model, init.source, info.published_role))
             except (ValueError, KeyError) as e:
                 problems.append(f"trials.init[{i}].source (model {model}): {e}")
                 continue
@@ -45,6 +47,9 @@ def data_problems(study: StudyConfig, base_dir: Path) -> list[str]:
             problems.append(f"data.datasets[{i}] ({ds.name}): {e}")
     if problems:
         return problems
+    too_big = image_cache_problem(study, len(records))
+    if too_big:
+        return [too_big]
     counts = np.bincount([r.label for r in records], minlength=len(data.classes))
     empty = [c for c, n in zip(data.classes, counts) if n == 0]
     if empty:
@@ -72,6 +77,25 @@ def data_problems(study: StudyConfig, base_dir: Path) -> list[str]:
             problems.append(f"trials.n_per_class[{i}]: {n} is more than the training images of class(es) {short}; "
                             f"use at most {int(train.min())} or 'all'")
     return problems
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def image_cache_problem(study: StudyConfig, images: int) -> str | None:
+    """The decoded images (uint8, images × channels × size², at every progressive size) must fit in half the memory."""
+    data = study.data
+    sizes = {data.image_size, *(size for _, size in study.train.progressive_sizes)}
+    need = sum(images * data.channels * size * size for size in sizes)
+    have = memory_bytes()
+    if need <= have // 2:
+        return None
+    fits = int((have // 2 / max(images * data.channels * len(sizes), 1)) ** 0.5)
+    return (f"data.image_size: {data.image_size} px needs {need / 1e9:,.1f} GB for the {images} decoded images "
+            f"(uint8, {data.channels} channel(s){', every progressive size' if len(sizes) > 1 else ''}); this "
+            f"machine has {have / 1e9:,.1f} GB: use at most ~{fits} px")
 
 
 def study_preflight(study: StudyConfig, base_dir: Path) -> list[str]:

@@ -124,7 +124,15 @@ def resolve_target(target: str, tracking_uri: Optional[str], out: Optional[Path]
     if folder.is_dir():
         raise FileNotFoundError(f"{folder} has no study.json; pass a study output folder written by xfer.run "
                                 "or an MLflow experiment name")
-    return resolve_tracking_uri(tracking_uri), target, out or Path("outputs") / target
+    if folder.exists() or "/" in target or target.startswith("."):  # a path (experiment names are plain names)
+        raise FileNotFoundError(f"{folder} is not a study output folder (it does not exist, or is a file); pass "
+                                "the folder xfer run wrote (outputs/<study>) or an MLflow experiment name")
+    uri = resolve_tracking_uri(tracking_uri)
+    store = Path(uri[len("sqlite:///"):].partition("?")[0]) if uri.startswith("sqlite:///") else None
+    if store is not None and not store.is_file():  # reading must not create an empty store
+        raise FileNotFoundError(f"no MLflow store at {uri}; pass --tracking-uri (the study's tracking.uri) or run "
+                                "the report from the folder holding mlflow.db")
+    return uri, target, out or Path("outputs") / target
 
 
 def main(argv: list[str] | None = None) -> int:

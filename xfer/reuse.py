@@ -10,7 +10,6 @@ from typing import Any, Sequence
 
 from xfer.config import InitConfig, StudyConfig, set_values
 from xfer.data.root import resolve_path
-from xfer.source import parse_source
 
 # trial axes are in the trial key and the source is hashed below; the rest does not change a result
 NOT_RESULTS = ("trials.", "ray.", "tracking.", "analysis.", "resources.", "output_dir", "description")
@@ -43,7 +42,7 @@ def file_sha256(path: Path) -> str:
 def source_identity(init: InitConfig, base_dir: Path) -> dict[str, str]:
     """What an init's weights are: its strategy and a published name, or a checkpoint file's content hash
     (a resolved `stage:` source is its stage's checkpoint: a changed recipe trains new weights)."""
-    source = parse_source(init.source)
+    source = init.origin
     identity = {"strategy": init.strategy, "kind": source.kind}
     if source.kind == "file":
         path = resolve_path(source.name, base_dir)

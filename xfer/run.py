@@ -21,8 +21,10 @@ from xfer.load import is_stage_file, load_stage, load_study
 from xfer.lock import StudyLockedError, study_lock
 from xfer.paths import UnsafePathError
 from xfer.preflight import study_preflight
+from xfer.tune import RayStartError
 
-EXIT_FAILED, EXIT_CONFIG, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 130, 143
+EXIT_FAILED, EXIT_CONFIG, EXIT_RAY, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 8, 130, 143
+RAY_UNAVAILABLE = "ray unavailable"  # summary.json status: Ray could not start or its cluster not be reached
 
 
 class StudyInterrupted(KeyboardInterrupt):
@@ -110,13 +112,15 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
                                      Path(study.data.cache_dir), uri,
                                      track.ensure_experiment(uri, track.STAGE_EXPERIMENT),
                                      study.resources.cpu, study.resources.gpu)
-        if study.tuning is not None:
-            tuning_began = time.perf_counter()
-            recipes = run_tuning(study, inits, uri, experiment_id, parent, resume)
-            summary["tuning_seconds"] = round(time.perf_counter() - tuning_began, 1)
-            track.client(uri).log_dict(parent, {"recipes": json.loads(recipes_to_json(recipes))}, "tuning_recipes.json")
-            phase = evaluation_phase(study, recipes)
-        results = run_phase(study, phase, inits, uri, experiment_id, parent, resume)
+        with sigint_restored():  # Tune leaves its own SIGINT handler behind: Ctrl-C during the report must work
+            if study.tuning is not None:
+                tuning_began = time.perf_counter()
+                recipes = run_tuning(study, inits, uri, experiment_id, parent, resume)
+                summary["tuning_seconds"] = round(time.perf_counter() - tuning_began, 1)
+                track.client(uri).log_dict(parent, {"recipes": json.loads(recipes_to_json(recipes))},
+                                           "tuning_recipes.json")
+                phase = evaluation_phase(study, recipes)
+            results = run_phase(study, phase, inits, uri, experiment_id, parent, resume)
     except BaseException as e:  # noqa: BLE001 - every way out leaves the runs terminated and a summary
         error = e
     summary.update(trial_outcomes(uri, experiment_id, parent, results, summary["trials"]))
@@ -124,9 +128,12 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
         with _tracking_may_fail():
             track.client(uri).log_dict(parent, {"run_ids": study_trial_run_ids(uri, experiment_id, parent, results)},
                                        track.STUDY_TRIALS_ARTIFACT)
+    # unfinished trials: Tune's own SIGINT handler stopped the grid; an error (Ray that never started, a failed
+    # tuning phase) is no interruption
     interrupted = isinstance(error, KeyboardInterrupt) or (
         error is None and summary["killed"] + summary["never_started"] > 0)
-    summary["status"] = "interrupted" if interrupted else "failed" if error or summary["failed"] else "finished"
+    summary["status"] = "interrupted" if interrupted else RAY_UNAVAILABLE if isinstance(error, RayStartError) else \
+        "failed" if error or summary["failed"] else "finished"
     if error is not None and not isinstance(error, KeyboardInterrupt):
         summary["error"] = f"{type(error).__name__}: {error}"
     summary["trial_seconds"] = round(time.perf_counter() - began, 1)
@@ -191,15 +198,22 @@ def child_trial_runs(uri: str, experiment_id: str, parent: str) -> list:
 def study_trial_run_ids(uri: str, experiment_id: str, parent: str, results) -> list[str]:
     """The trial runs that make up this study run: each finished trial's run (reused ones from earlier study runs
     included), then this study run's unfinished trial runs."""
-    finished = [r.metrics["run_id"] for r in results if r.error is None and r.metrics.get("run_id")]
-    unfinished = [run.info.run_id for run in child_trial_runs(uri, experiment_id, parent)
-                  if run.info.status != "FINISHED" and run.info.run_id not in finished]
+    runs = child_trial_runs(uri, experiment_id, parent)
+    finished = finished_run_ids(results, runs)
+    unfinished = [run.info.run_id for run in runs if run.info.run_id not in finished]
     return [*finished, *unfinished]
 
 
+def finished_run_ids(results, runs: list) -> list[str]:
+    """Trial runs finished: those Tune reported done, and this study run's FINISHED runs whose last report Tune
+    never received (a SIGINT between the run's end and that report)."""
+    reported = [r.metrics["run_id"] for r in results or () if r.error is None and r.metrics.get("run_id")]
+    return list(dict.fromkeys([*reported, *(run.info.run_id for run in runs if run.info.status == "FINISHED")]))
+
+
 def trial_outcomes(uri: str, experiment_id: str, parent: str, results, total: int) -> dict[str, int]:
-    """Trials finished, failed, killed (in flight when the study stopped: their runs are marked KILLED) and never
-    started; Tune's results are authoritative for the first two when the grid returned."""
+    """Trials finished (as MLflow holds them), failed, killed (in flight when the study stopped: their runs are
+    marked KILLED) and never started; Tune's results are authoritative for failures when the grid returned."""
     runs = child_trial_runs(uri, experiment_id, parent)
     killed = 0
     for run in runs:
@@ -209,11 +223,10 @@ def trial_outcomes(uri: str, experiment_id: str, parent: str, results, total: in
             killed += 1
         elif run.info.status == "KILLED":
             killed += 1
+    finished = len(finished_run_ids(results, runs))  # MLflow's FINISHED runs count, whether Tune heard or not
     if results is not None:
-        finished = sum(1 for r in results if r.error is None and r.metrics.get("trial_done"))
         failed = sum(1 for r in results if r.error is not None)
     else:
-        finished = sum(1 for r in runs if r.info.status == "FINISHED")
         failed = sum(1 for r in runs if r.info.status == "FAILED")
     killed = min(killed, total - finished - failed)
     return {"finished": finished, "failed": failed, "killed": killed,
@@ -230,6 +243,18 @@ class _tracking_may_fail:
         if isinstance(error, MlflowException):
             print(f"[xfer] warning: {track.store_error_message('the MLflow store', error)}", file=sys.stderr)
             return True
+        return False
+
+
+class sigint_restored:
+    """The SIGINT handler as it was before the block: Tune's, which only sets a flag, does not outlive the grid."""
+
+    def __enter__(self):
+        self.previous = signal.getsignal(signal.SIGINT)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        signal.signal(signal.SIGINT, self.previous)
         return False
 
 
@@ -272,8 +297,15 @@ def main(argv: list[str] | None = None) -> int:
               f"python -m xfer.run {args.config}", file=sys.stderr)
         return EXIT_SIGINT
     except (ConfigError, UnsafePathError, StudyLockedError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        from xfer.cli import one_line  # `xfer check` and `xfer run` print a config error the same way
+
+        print(f"xfer run: {one_line(e)}", file=sys.stderr)
         return EXIT_CONFIG
+    except RayStartError as e:
+        from xfer.cli import one_line
+
+        print(f"xfer run: {one_line(e)}", file=sys.stderr)
+        return EXIT_RAY
     except track.TrackingStoreError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED

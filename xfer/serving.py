@@ -15,6 +15,7 @@ import pandas as pd
 
 MODEL_ARTIFACT = "model"  # the MLflow model's folder in a trial run: runs:/<run_id>/model
 PATH_COLUMN = "path"
+ERROR_COLUMN = "error"  # why an image could not be classified (empty when it was)
 MODEL_TAG = "xfer.model"  # on a trial run with a logged model: the model's URI (models:/m-…)
 
 
@@ -43,16 +44,20 @@ class ImageClassifier(mlflow.pyfunc.PythonModel):
     # model_input is annotated: MLflow warns at class definition (through its own warning filter, so a filter here
     # cannot stop it) when it is not; a DataFrame hint asks it for no schema, and xfer logs a signature instead
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        """One row per image: `prob_<class>` columns (softmax, or sigmoid when multi-label) and `prediction`."""
+        """One row per input, in order: `prob_<class>` columns (softmax, or sigmoid when multi-label),
+        `prediction`, and `error` (empty; for an unreadable image the reason, with no probabilities)."""
         from xfer.predict import predict_files
 
         paths = [Path(p) for p in as_paths(model_input)]
-        rows, errors = predict_files(self.model, self.meta, paths)
-        if errors:
-            raise ValueError("unreadable images: " + "; ".join(f"{p}: {e}" for p, e in errors))
-        probs = np.stack([p for _, p in rows]).astype(np.float64)
-        frame = pd.DataFrame(probs, columns=[f"prob_{c}" for c in self.meta.classes])
-        frame["prediction"] = [self.meta.classes[int(i)] for i in probs.argmax(1)]
+        rows, errors = predict_files(self.model, self.meta, paths) if paths else ([], [])
+        probs = {str(p): q for p, q in rows}
+        reasons = {str(p): e for p, e in errors}
+        classes = self.meta.classes
+        table = np.array([probs.get(str(p), np.full(len(classes), np.nan)) for p in paths],
+                         dtype=np.float64).reshape(len(paths), len(classes))
+        frame = pd.DataFrame(table, columns=[f"prob_{c}" for c in classes])
+        frame["prediction"] = [classes[int(np.argmax(q))] if str(p) in probs else None for p, q in zip(paths, table)]
+        frame[ERROR_COLUMN] = [reasons.get(str(p), "") for p in paths]
         return frame
 
 
@@ -76,7 +81,7 @@ def log_trial_model(uri: str, run_id: str, example_images: list[str], classes: t
 
     example = pd.DataFrame({PATH_COLUMN: example_images[:2]})
     output = pd.DataFrame({**{f"prob_{c}": [0.5] * len(example) for c in classes},
-                           "prediction": [classes[0]] * len(example)})
+                           "prediction": [classes[0]] * len(example), ERROR_COLUMN: [""] * len(example)})
     mlflow.set_tracking_uri(uri)
     mlflow_logger = logging.getLogger("mlflow")
     level = mlflow_logger.level

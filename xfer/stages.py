@@ -21,7 +21,6 @@ from xfer.data.root import absolutize
 from xfer.console import StageProgress, say
 from xfer.load import load_stage
 from xfer.paths import inside, move_aside, name_problem
-from xfer.source import parse_source
 
 STAGE_SEED = 0  # a stage is one checkpoint, trained from one seed
 RECIPES_ENV = "XFER_RECIPES"  # a folder of stage recipes, instead of the ones beside the study
@@ -80,7 +79,7 @@ def plan_stage(name: str, model: Optional[str], dirs: list[Path], _seen: tuple[s
         raise StageError(f"{path}: field 'stage' is {config.stage!r}, but the file is named for {name!r}")
     if model:
         config = dataclasses.replace(config, model=model)
-    source = parse_source(config.init.source)
+    source = config.init.origin
     dep = plan_stage(source.name, config.model, dirs, (*_seen, name)) if source.kind == "stage" else None
     recipe = {k: v for k, v in set_values(config).items() if k not in ("description", "tracking.uri")}
     blob = json.dumps([recipe, dep.key if dep else None], sort_keys=True, default=str)
@@ -225,8 +224,8 @@ def resolve_init_sources(inits: tuple[InitConfig, ...], models: tuple[str, ...],
                          cache_root: Path, uri: str, experiment_id: str, cpus: float = 1,
                          gpus: float = 0) -> dict[tuple[str, str], InitConfig]:
     """(init name, model) → InitConfig whose `stage:` source is replaced by the stage's checkpoint file."""
-    jobs = {(i.name, m): plan_stage(parse_source(i.source).name, m, dirs)
-            for i in inits if parse_source(i.source).kind == "stage" for m in models}
+    jobs = {(i.name, m): plan_stage(i.origin.name, m, dirs)
+            for i in inits if i.origin.kind == "stage" for m in models}
     paths = ensure_stages(list(jobs.values()), cache_root, uri, experiment_id, cpus, gpus) if jobs else {}
     return {(i.name, m): dataclasses.replace(i, source=paths[jobs[i.name, m].key]) if (i.name, m) in jobs else i
             for i in inits for m in models}

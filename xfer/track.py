@@ -111,13 +111,20 @@ def is_finished(run: Optional[mlflow.entities.Run]) -> bool:
     return run is not None and run.info.status == RunStatus.to_string(RunStatus.FINISHED)
 
 
-def open_run(uri: str, experiment_id: str, name: str, tags: dict[str, str], match: tuple[str, ...]) -> str:
-    """Reuse the unfinished run whose `match` tags agree (a resumed or retried trial), or start one."""
+def open_run(uri: str, experiment_id: str, name: str, tags: dict[str, str], match: tuple[str, ...],
+             from_start: bool = False) -> str:
+    """Reuse the unfinished run whose `match` tags agree (a resumed or retried trial), or start one.
+
+    `from_start`: the trial trains again from its first epoch (no usable Tune checkpoint): an unfinished run that
+    already logged epochs is deleted (MLflow's trash: `mlflow gc` purges it, `restore_run` brings it back) and a
+    fresh run started, so each epoch is logged once (MLflow cannot delete a metric's history)."""
     c = client(uri)
     previous = find_run(uri, experiment_id, {k: tags[k] for k in match})
     if previous is not None and not is_finished(previous):
-        c.update_run(previous.info.run_id, status="RUNNING")
-        return previous.info.run_id
+        if not (from_start and previous.data.metrics):
+            c.update_run(previous.info.run_id, status="RUNNING")
+            return previous.info.run_id
+        c.delete_run(previous.info.run_id)
     return c.create_run(experiment_id, run_name=name, tags=tags).info.run_id
 
 

@@ -112,7 +112,8 @@ def run_trial(study: StudyConfig, spec: TrialSpec, uri: str, experiment_id: str,
     tags = dict(spec.tags(study.name, dataset).to_mlflow(), **{track.STUDY_HASH_TAG: fingerprint})
     if parent_run_id:
         tags[track.PARENT_TAG] = parent_run_id
-    run_id = track.open_run(uri, experiment_id, spec.key, tags, (track.TRIAL_KEY_TAG, track.STUDY_HASH_TAG))
+    run_id = track.open_run(uri, experiment_id, spec.key, tags, (track.TRIAL_KEY_TAG, track.STUDY_HASH_TAG),
+                            from_start=resume is None)  # a restarted trial logs its epochs into a fresh run
     if on_epoch is not None:  # each epoch's report names its run (a trial a scheduler stops is found by it)
         report = on_epoch
         on_epoch = lambda epoch, metrics, state: report(epoch, dict(metrics, run_id=run_id), state)  # noqa: E731

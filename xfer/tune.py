@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import socket
 import sys
 import tempfile
 import warnings
@@ -22,29 +23,59 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from xfer.config import InitConfig, StudyConfig
 from xfer.console import quiet_trial_worker, say
 from xfer.data.records import SkippedImagesWarning
+from xfer.paths import CorruptCacheWarning, inside, keep_copy, make_owned_dir, remove_owned_dir
 from xfer.progress import TrialProgress
-from xfer.paths import CorruptCacheWarning, inside, make_owned_dir, remove_owned_dir
 from xfer.plan import Phase, TrialSpec, Unit, with_resolved_init
 from xfer.sweep import apply_sweep
 from xfer.trial import run_trial
 
 STATE_FILE = "trial_state.pt"
+CORRUPT_FOLDER = "corrupt"  # in the study's output folder: copies of corrupt Tune trial states, for inspection
+
+
+class RayStartError(RuntimeError):
+    """Ray could not start, or its cluster could not be reached: no trial ran (not an interruption)."""
+
+
+CONNECT_TIMEOUT_S = 10  # an unreachable cluster address fails within this, not after Ray's minutes of retries
+
+
+def reachable(address: str) -> None:
+    """Raise RayStartError unless a TCP connection to `address` (host:port or ray://host:port) opens in time."""
+    if "://" in address and not address.startswith("ray://"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", "local" or a bare host: Ray resolves those itself
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:  # a SIGINT meanwhile is a KeyboardInterrupt, not caught here
+        raise RayStartError(f"cannot reach the Ray cluster at {address} ({e}); check ray.address / RAY_ADDRESS, "
+                            f"that its head node runs (`ray status` there) and that the port is open") from None
 
 
 def connect(address: Optional[str]) -> None:
-    """Join the Ray cluster at `address` (or RAY_ADDRESS); otherwise start a local Ray on loopback only."""
-    if ray.is_initialized():
-        return
+    """Join the Ray cluster at `address` (or RAY_ADDRESS); otherwise start a local Ray on loopback only.
+    Any failure is a RayStartError carrying Ray's message."""
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=True)
-        say(f"joined the Ray cluster at {address}")
-    else:
-        logging.getLogger(RAY_AUTH_LOGGER).addFilter(_not_token_auth_notice)
-        ray.init(**LOCAL_RAY)
+        reachable(address)
+    if ray.is_initialized():
+        return
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=True)
+            say(f"joined the Ray cluster at {address}")
+        else:
+            logging.getLogger(RAY_AUTH_LOGGER).addFilter(_not_token_auth_notice)
+            ray.init(**LOCAL_RAY)
+    except Exception as e:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError, TimeoutError...
+        raise RayStartError(f"Ray could not {'join ' + address if address else 'start locally'}: "
+                            f"{type(e).__name__}: {str(e)[:1000]}") from e
 
 
-# A local Ray serves this process only: no dashboard, and every server bound to 127.0.0.1, not 0.0.0.0.
+# A local Ray serves this process only: no dashboard, node address 127.0.0.1. Ray 2.60 still binds the GCS, raylet
+# and worker gRPC servers to all interfaces (measured; no Ray option changes it): its token authentication guards them.
 LOCAL_RAY = {"include_dashboard": False, "log_to_driver": True, "_node_ip_address": "127.0.0.1"}
 # Ray 2.60 turns token authentication on for a new local cluster and says so at WARNING on every run. xfer keeps
 # that default (loopback binding stops other machines, the token stops other local users' processes) and drops only
@@ -83,7 +114,7 @@ def _trainable(config: dict, study: StudyConfig, phase: Phase, inits: dict, uri:
     quiet_trial_worker(SkippedImagesWarning)
     torch.set_num_threads(max(int(study.resources.cpu), 1))
     checkpoint = tune.get_checkpoint()
-    resume = load_trial_state(checkpoint) if checkpoint is not None else None
+    resume = load_trial_state(checkpoint, study.output_path / CORRUPT_FOLDER) if checkpoint is not None else None
 
     best: list[float] = []  # best validation AUC so far of each trial the unit has started
 
@@ -131,15 +162,17 @@ def unit_specs(unit: Unit, config: dict, inits: dict) -> list[TrialSpec]:
     return [dataclasses.replace(with_resolved_init(spec, inits), sweep=(*spec.sweep, *sampled)) for spec in unit.specs]
 
 
-def load_trial_state(checkpoint: tune.Checkpoint) -> Optional[dict]:
-    """The trial's saved state; a corrupt one is reported by file name and the trial restarts from epoch 1."""
+def load_trial_state(checkpoint: tune.Checkpoint, keep_in: Optional[Path] = None) -> Optional[dict]:
+    """The trial's saved state; a corrupt one is reported by file name (a copy kept in `keep_in` for inspection)
+    and the trial restarts from epoch 1."""
     with checkpoint.as_directory() as d:
         path = Path(d) / STATE_FILE
         try:
             return torch.load(path, weights_only=True)
         except Exception as e:  # noqa: BLE001 - torch raises many types for a truncated file
-            warnings.warn(f"{path} is corrupt ({type(e).__name__}: {e}); this trial restarts from its first epoch",
-                          CorruptCacheWarning, stacklevel=2)
+            kept = f"; kept a copy as {keep_copy(path, keep_in)}" if keep_in is not None and path.is_file() else ""
+            warnings.warn(f"{path} is corrupt ({type(e).__name__}: {e}){kept}; this trial restarts from its first "
+                          f"epoch", CorruptCacheWarning, stacklevel=2)
             return None
 
 

@@ -15,7 +15,8 @@ from xfer.data.images import UnreadableImageError, read_image_resized
 from xfer.data.records import Record, warn_skipped
 from xfer.paths import move_aside
 
-CACHE_FORMAT = 1  # bump when decoding or resizing changes, so old caches are not reused
+CACHE_FORMAT = 2  # bump when decoding, resizing or the index changes, so old caches are not reused (2: sha256)
+CHUNK = 1 << 24  # bytes hashed at a time
 
 
 def load_image_array(records: Sequence[Record], size: int, channels: int,
@@ -49,12 +50,23 @@ def _load_verified(array_file: Path, index_file: Path, shape: tuple[int, int, in
         array = np.load(array_file, mmap_mode="r")
         if array.shape != (len(index["kept"]), *shape) or array.dtype != np.uint8:
             raise ValueError(f"holds {array.dtype} {array.shape}, expected uint8 {(len(index['kept']), *shape)}")
+        if array_sha256(array) != index["sha256"]:
+            raise ValueError("its images' sha256 differs from the one recorded when it was written (changed in place)")
     except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
         for f in (array_file, index_file):
             if f.exists():
                 move_aside(f, f"{type(e).__name__}: {e}; the images are decoded again")
         return None
     return array, index
+
+
+def array_sha256(array: np.ndarray) -> str:
+    """sha256 of a C-contiguous array's bytes, read in place (a memory map is not copied)."""
+    digest = hashlib.sha256()
+    flat = np.ascontiguousarray(array).reshape(-1)
+    for start in range(0, flat.size, CHUNK):
+        digest.update(memoryview(flat[start:start + CHUNK]))
+    return digest.hexdigest()
 
 
 def cache_key(paths: Sequence[str], size: int, channels: int) -> str:
@@ -74,7 +86,9 @@ def _build(paths: list[str], size: int, channels: int, array_file: Path, index_f
         except UnreadableImageError as e:
             skipped.append(f"{path} ({e.reason})")
     write_atomically(array_file, lambda f: np.save(f, images[: len(kept)]))
-    write_atomically(index_file, lambda f: f.write(json.dumps({"kept": kept, "skipped": skipped}).encode()))
+    sha256 = array_sha256(images[: len(kept)])
+    write_atomically(index_file, lambda f: f.write(json.dumps({"kept": kept, "skipped": skipped,
+                                                               "sha256": sha256}).encode()))
 
 
 def write_atomically(target: Path, write) -> None:

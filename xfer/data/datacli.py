@@ -6,8 +6,6 @@ import os
 import sys
 from pathlib import Path
 
-import yaml
-
 from xfer.data.catalog import CATALOG, catalog_entry
 from xfer.data.fetch import check_dataset, fetch_dataset
 from xfer.data.root import DATA_ENV, data_root, explicit_data_root, set_data_root
@@ -72,15 +70,20 @@ def run_with_root(handler):
     def run(args: argparse.Namespace) -> int:
         if args.data_root:
             set_data_root(args.data_root)
+        root = data_root()
+        if root.exists() and not root.is_dir():
+            raise SystemExit(f"xfer data: the data root {root} is a file, not a folder; give --data-root (or "
+                             f"{DATA_ENV}) a folder, which fetch creates if missing")
         return handler(args)
     return run
 
 
 def datasets_for_study(path: Path, _seen: tuple[str, ...] = ()) -> list[str]:
     """Dataset folder names a study or stage recipe reads, its `stage:NAME` recipes' included."""
+    from xfer.load import read_yaml
     from xfer.stages import find_recipe, recipe_dirs
 
-    raw = yaml.safe_load(Path(path).read_text()) or {}
+    raw = read_yaml(Path(path))
     names = [Path(str(ds.get("root", ""))).name for ds in (raw.get("data") or {}).get("datasets") or []]
     inits = (raw.get("trials") or {}).get("init") or [raw.get("init") or {}]
     for init in inits:

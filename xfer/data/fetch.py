@@ -5,6 +5,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,10 +13,12 @@ from typing import Callable, Literal, Optional
 
 from xfer.data.catalog import DatasetSource
 from xfer.data.download import Progress, fetch_source, file_sha256
+from xfer.paths import inside
 from xfer.registry import Registry
 
 MANIFEST = ".xfer-manifest.json"  # in the dataset folder: what fetch wrote, file by file
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+TEMPORARY_PREFIX = ".xfer-part-"  # a file being prepared, renamed to its name when complete
 SAVE_EVERY = 200  # files prepared between manifest saves, so an interrupted fetch resumes near where it stopped
 
 Preparation = Callable[[Path, Path], Path]  # (source file, target path) -> the path written
@@ -88,8 +91,9 @@ class DatasetState:
 
 
 def dataset_files(folder: Path) -> list[str]:
-    """The dataset's files as sorted relative POSIX paths, fetch's manifest left out."""
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+    """The dataset's files as sorted relative POSIX paths, fetch's manifest and half-prepared files left out."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if p.is_file() and p.name != MANIFEST and not p.name.startswith((TEMPORARY_PREFIX, f".{MANIFEST}")))
 
 
 def metadata_sha256(entry: DatasetSource, folder: Path, files: list[str]) -> Optional[str]:
@@ -117,6 +121,8 @@ def check_dataset(entry: DatasetSource, root: Path, deep: bool = False) -> Datas
 
 
 def _file_problems(path: Path, written: dict, deep: bool) -> list[str]:
+    if path.is_symlink():
+        return [f"{written['path']}: a link to {path.resolve()}, not the file fetch wrote"]
     if not path.is_file():
         return [f"{written['path']}: missing"]
     size = path.stat().st_size
@@ -134,7 +140,18 @@ def read_manifest(folder: Path) -> dict[str, dict]:
 
 def _write_manifest(folder: Path, entry: DatasetSource, files: dict[str, dict]) -> None:
     record = {"origin": entry.origin, "commit": entry.commit, "prepare": entry.prepare, "files": files}
-    (folder / MANIFEST).write_text(json.dumps(record, indent=1, sort_keys=True))
+    temporary = folder / f".{MANIFEST}.tmp"
+    temporary.unlink(missing_ok=True)
+    temporary.write_text(json.dumps(record, indent=1, sort_keys=True))
+    os.replace(temporary, folder / MANIFEST)
+
+
+LINKED_OUT = "move the link (or the data root) away: fetch writes only inside the data root, never through a link"
+
+
+def in_data_root(root: Path, *parts: str) -> Path:
+    """`root/parts...` resolved, refused (UnsafePathError) when a link or '..' takes it out of the data root."""
+    return inside(root, *parts, fix=LINKED_OUT)
 
 
 # ---------------------------------------------------------------- selection and fetch
@@ -186,11 +203,11 @@ def fetch_dataset(entry: DatasetSource, root: Path) -> DatasetState:
     state = check_dataset(entry, root, deep=True)
     if state.state == "present":
         return state
-    staging = root / ".xfer-fetch" / entry.name
+    folder, staging = in_data_root(root, entry.name), in_data_root(root, ".xfer-fetch", entry.name)
     subpaths = [p for p, _ in entry.paths]
     source = fetch_source(entry.origin, entry.commit, subpaths, staging, entry.name, entry.source_sha256)
     kept, left_out = planned_files(entry, source)
-    folder = root / entry.name
+    folder = in_data_root(root, entry.name)  # again: the download may take long, the check must hold as we write
     folder.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(folder)
     prepare = PREPARATIONS.get_or_raise(entry.prepare)
@@ -214,10 +231,16 @@ def fetch_dataset(entry: DatasetSource, root: Path) -> DatasetState:
 
 def _prepare_one(entry: DatasetSource, prepare: Preparation, source_file: Path, folder: Path, target: str,
                  left_out: set[str]) -> dict:
-    path = folder / target
-    path.parent.mkdir(parents=True, exist_ok=True)
+    parent = in_data_root(folder, *Path(target).parent.parts)
+    parent.mkdir(parents=True, exist_ok=True)
+    in_data_root(folder, *Path(target).parent.parts)  # mkdir made no link, but a folder could have been swapped
+    # prepared under a temporary name, then renamed over the target: a link there is replaced, never written through
+    temporary = parent / f"{TEMPORARY_PREFIX}{Path(target).name}"
     if target == entry.metadata and entry.file_column and left_out:
-        path.write_text(without_rows_of(source_file, entry.file_column, left_out), newline="")
+        temporary.write_text(without_rows_of(source_file, entry.file_column, left_out), newline="")
+        written = temporary
     else:
-        path = prepare(source_file, path)
+        written = prepare(source_file, temporary)
+    path = parent / written.name[len(TEMPORARY_PREFIX):]
+    os.replace(written, path)
     return {"path": path.relative_to(folder).as_posix(), "size": path.stat().st_size, "sha256": file_sha256(path)}

@@ -32,6 +32,16 @@ class StrategyInfo:
     weights: str  # one of WEIGHTS
     domain: Optional[str] = None  # one of DOMAINS; None when the strategy takes no source
 
+    @property
+    def takes_source(self) -> bool:
+        """Draws on a source's weights (copied or their statistics): a published name, stage or file."""
+        return self.weights != "default"
+
+    @property
+    def published_role(self) -> str:
+        """Which of a model's default published sources it uses: "xray" for X-ray-domain strategies, else "imagenet"."""
+        return "xray" if self.domain == "xray" else "imagenet"
+
 
 # strategy(model, model_name, source, in_channels) -> InitInfo; modifies `model` in place
 Strategy = Callable[[nn.Module, str, Optional[str], int], InitInfo]
