@@ -29,7 +29,7 @@ from xfer.data.splits import nested_subsets
 from xfer.metrics import classification_metrics
 from xfer.pipeline import initial_model
 from xfer.train import FitData, fit, pick_device, predict_probs
-from xfer.tune import connect
+from xfer.cluster import connect
 
 
 def plain_trials(study: StudyConfig) -> None:

@@ -24,7 +24,7 @@ from common import ROOT, kermany, machine, one_model_study, ratio_line, run_tria
 
 from xfer.config import RayConfig
 from xfer.data.prepare import prepare_data
-from xfer.tune import connect
+from xfer.cluster import connect
 
 
 MATMULS = ("import time, torch; torch.set_num_threads(1); a = torch.randn(512, 512); began = time.perf_counter()\n"

@@ -352,7 +352,7 @@ def test_a_resumed_trial_logs_each_epoch_once(tmp_path):
 
 
 def test_local_ray_listens_on_loopback_only_and_the_cluster_dashboard_too():
-    from xfer.tune import LOCAL_RAY
+    from xfer.cluster import LOCAL_RAY
 
     assert LOCAL_RAY["_node_ip_address"] == "127.0.0.1" and LOCAL_RAY["include_dashboard"] is False
     cluster = (ROOT / "ray_cluster.yaml").read_text()

@@ -15,7 +15,7 @@ from test_safety import FIXED_SPLIT, SMOKE
 
 
 def test_connecting_to_an_unreachable_cluster_is_a_ray_start_error_at_once():
-    from xfer.tune import RayStartError, connect
+    from xfer.cluster import RayStartError, connect
 
     port = free_port()
     began = time.monotonic()
@@ -56,3 +56,24 @@ def test_tunes_sigint_handler_does_not_outlive_the_grid():
     with pytest.raises(KeyboardInterrupt):  # before: swallowed, and the study reported 'finished'
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(1)
+
+
+@pytest.mark.slow  # ~25 s: a Ray driver waits out a shortened join bound in a subprocess
+def test_an_open_port_that_is_not_ray_fails_within_the_join_bound():
+    script = """
+import socket, sys, threading, time
+server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen(50)  # accepts, never speaks Ray
+threading.Thread(target=lambda: [server.accept() for _ in range(100)], daemon=True).start()
+from xfer import cluster
+cluster.JOIN_TIMEOUT_S = 5
+began = time.monotonic()
+try:
+    cluster.connect(f"127.0.0.1:{server.getsockname()[1]}")
+except cluster.RayStartError as e:
+    print("RayStartError", e, round(time.monotonic() - began))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)  # before: Ray retried for minutes
+    assert "RayStartError" in done.stdout and "did not answer within 5 s" in done.stdout, done.stderr[-3000:]
+    assert int(done.stdout.split()[-1]) < 60  # the bound, and Ray's own wait of ~35 s before it sees the interrupt

@@ -14,7 +14,9 @@ STUDIES = sorted((ROOT / "experiments").glob("*.yaml"))
 
 # the trial counts the study files were sized for (budget: bench/RESULTS.md); a change here is a change of design
 PLANNED_TRIALS = {
-    "init_study": 5 * 3 * 8,  # 5 inits × n {5, 20, 80} × 8 seeds, ResNet-18
+    "init_study": 5 * 3 * 6,  # 5 inits × n {5, 20, 80} × 6 seeds, EfficientNet-Lite0 with real ImageNet weights
+    "init_study_resnet18": 5 * 3 * 8,  # 5 inits × n {5, 20, 80} × 8 seeds, ResNet-18 with xfer's Imagenette stages
+    "lr_pilot_lite0": 5 * 3 * 2,  # 5 inits × lr {1e-4, 3e-4, 1e-3} × 2 pilot seeds at n = 5
     "covid_actualmed": 5 * 3 * 3,  # 5 inits × 3 folds × 3 repeats, all training images
     "covid_ieee8023": 5 * 2 * 3,  # 5 inits × n {5, 40} × 3 seeds
     "small_cnn_study": 2 * 3 * 8,  # random init × {cbr_small, resnet18} × n {5, 20, 80} × 8 seeds
@@ -22,7 +24,7 @@ PLANNED_TRIALS = {
 
 
 def test_studies_are_shipped():
-    assert {"init_study", "covid_actualmed", "covid_ieee8023"} <= {p.stem for p in STUDIES}
+    assert {"init_study", "init_study_resnet18", "covid_actualmed", "covid_ieee8023"} <= {p.stem for p in STUDIES}
 
 
 @pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
@@ -48,3 +50,10 @@ def test_adult_covid_targets_do_not_start_from_the_radiography_corpus():
     for name in ("covid_actualmed", "covid_ieee8023"):
         sources = {i.source for i in load_study(ROOT / "experiments" / f"{name}.yaml").trials.init}
         assert "stage:xray_intermediate" not in sources and "stage:xray_intermediate_kermany" in sources, name
+
+
+def test_the_default_study_uses_real_imagenet_weights_and_seeds_disjoint_from_its_pilot():
+    study, pilot = (load_study(ROOT / "experiments" / f"{name}.yaml") for name in ("init_study", "lr_pilot_lite0"))
+    assert {i.source for i in study.trials.init if i.strategy in ("imagenet", "meanvar")} == \
+        {"timm:efficientnet_lite0.pypi_in1k"}
+    assert not set(study.trials.seeds) & set(pilot.trials.seeds)  # the learning rates were chosen on other seeds

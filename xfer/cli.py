@@ -40,7 +40,8 @@ def sources_named(name: str) -> list[str]:
 
 def describe(published: PublishedWeights) -> str:
     state = "cached " if published.cache_path.is_file() else "missing"
-    return f"{state}  {published.source}  {published.cache_path}  ({published.url})"
+    origin = f"  [{published.origin}]" if published.origin else ""
+    return f"{state}  {published.source}  {published.cache_path}  ({published.url}){origin}"
 
 
 def weights_fetch(args: argparse.Namespace) -> int:
@@ -64,6 +65,19 @@ def weights_where(args: argparse.Namespace) -> int:
     return 0
 
 
+def weights_check(args: argparse.Namespace) -> int:
+    from xfer.data.root import data_root
+    from xfer.inits.imagenet_check import check_imagenet_weights
+
+    folder = args.folder or data_root() / "imagenette-128" / "val"
+    for source in [sources_named(name)[0] for name in args.names]:  # a model name: its ImageNet source
+        result = check_imagenet_weights(source, folder, args.per_class, args.image_size)
+        print(f"{result.source}: top-1 {result.top1:.1%} of 1000 ImageNet classes, {result.top1_of_10:.1%} among "
+              f"the 10 Imagenette classes ({result.images} photos of {folder} at {result.image_size} px, "
+              f"{result.normalization} normalization)")
+    return 0
+
+
 # commands whose module keeps its own parser (`python -m xfer.run` works the same): name → (module, help)
 DELEGATED = {"run": ("xfer.run", "run a study YAML (stages → trials → report), or one stage recipe"),
              "report": ("xfer.report", "rebuild a study's report from MLflow"),
@@ -76,14 +90,15 @@ def error_exits() -> list[tuple[type, int]]:
     from xfer.analysis.collect import NothingInMLflowError
     from xfer.checkpoint import CheckpointVersionError
     from xfer.config import ConfigError
+    from xfer.models.packaged import KeyMappingError
     from xfer.inits.weights import CheckpointMismatchError, WeightsMissingError
     from xfer.registry import UnknownNameError
     from xfer.stages import StageError
-    from xfer.tune import RayStartError
+    from xfer.cluster import RayStartError
 
     return [(ConfigError, 2), (UnknownNameError, 2), (StageError, 3), (WeightsMissingError, 4),
-            (CheckpointMismatchError, 5), (CheckpointVersionError, 5), (FileNotFoundError, 6), (FileExistsError, 6),
-            (NothingInMLflowError, 7), (RayStartError, 8),
+            (CheckpointMismatchError, 5), (KeyMappingError, 5), (CheckpointVersionError, 5), (FileNotFoundError, 6),
+            (FileExistsError, 6), (NothingInMLflowError, 7), (RayStartError, 8),
             (KeyboardInterrupt, 130)]
 
 
@@ -219,6 +234,13 @@ def build_parser(data_command: bool = True) -> argparse.ArgumentParser:
     where = actions.add_parser("where", help="show each weight file's cache path and whether it is there")
     where.add_argument("names", nargs="+", metavar="NAME", help=names_help)
     where.set_defaults(run=weights_where)
+    scoring = actions.add_parser("check", help="score ImageNet weights 1000-way on Imagenette's validation photos")
+    scoring.add_argument("names", nargs="+", metavar="NAME", help="published timm:…/torchvision:… source or model")
+    scoring.add_argument("--folder", type=Path, help="Imagenette's val folder of WNID subfolders "
+                                                     "(default: imagenette-128/val in the data root)")
+    scoring.add_argument("--per-class", type=int, default=20, help="photos per class (first by file name)")
+    scoring.add_argument("--image-size", type=int, default=224)
+    scoring.set_defaults(run=weights_check)
     if data_command:
         from xfer.data.datacli import add_data_parser  # imports the data package: only for `xfer data`
 

@@ -90,6 +90,7 @@ class InitConfig:
     strategy: str
     source: Optional[str] = None  # published name, checkpoint file, or stage:NAME
     label: Optional[str] = None  # how reports name it; default: strategy
+    train: dict[str, Any] = field(default_factory=dict)  # this arm's own `train.*` values, e.g. {lr: 0.0003}
     origin: Source = field(init=False, repr=False, compare=False, metadata={DERIVED: True})
 
     def __post_init__(self) -> None:
@@ -98,6 +99,14 @@ class InitConfig:
     @property
     def name(self) -> str:
         return self.label or self.strategy
+
+    @property
+    def train_values(self) -> tuple[tuple[str, Any], ...]:
+        """This arm's `train` overrides as (`train.NAME`, value) pairs, the form trials.sweep values take."""
+        return tuple((f"train.{k}", v) for k, v in sorted(self.train.items()))
+
+    def __hash__(self) -> int:
+        return hash((self.strategy, self.source, self.label, self.train_values))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from xfer.data.xrv_datasets import IMAGE_COLUMNS
 from xfer.inits import INITS
 from xfer.models import is_known_model, known_models
 from xfer.paths import name_problem
-from xfer.sweep import sweep_problems
+from xfer.sweep import init_train_problems, sweep_problems
 from xfer.tuning import tuning_problems
 
 
@@ -184,6 +184,7 @@ def parse_study(raw: dict, source: str = "<study>", base_dir: Path = Path(".")) 
             problems += sweep_problems(t.sweep or {})
             problems += seed_problems(t)
             problems += tuning_problems(study.tuning, t.all_seeds if not seed_problems(t) else ())
+            problems += init_train_problems(tuple(i for i in t.init or () if i is not None), t.sweep or {})
         if study.data is not None and t is not None and not problems:
             problems += split_and_external_problems(study.data, tuple(t.n_per_class), base_dir)
     if problems:
@@ -200,6 +201,8 @@ def parse_stage(raw: dict, source: str = "<stage>", base_dir: Path = Path(".")) 
         problems += train_problems(stage.train) + data_problems(stage.data, base_dir)
         if stage.init is not None:
             problems += stage_source_problems(stage.init.source, "init.source")
+            if stage.init.train:
+                problems.append("init.train: a stage trains with its own train block; move these values there")
         if stage.data is not None:
             check_names("", (stage.model,), (stage.init,) if stage.init is not None else (), stage.data, base_dir,
                         problems)

@@ -49,8 +49,8 @@ class TrialSpec:
 
     @property
     def train_values(self) -> tuple[tuple[str, Any], ...]:
-        """Every `train.*` value this trial overrides: the tuned recipe, then its swept values."""
-        return (*self.recipe, *self.sweep)
+        """Every `train.*` value this trial overrides: its arm's own, the tuned recipe, then its swept values."""
+        return (*self.init.train_values, *self.recipe, *self.sweep)
 
     def tags(self, study: str, dataset: str) -> TrialTags:
         return TrialTags(study=study, key=self.key, init=self.init.name, strategy=self.init.strategy,

@@ -21,7 +21,7 @@ from xfer.load import is_stage_file, load_stage, load_study
 from xfer.lock import StudyLockedError, study_lock
 from xfer.paths import UnsafePathError
 from xfer.preflight import study_preflight
-from xfer.tune import RayStartError
+from xfer.cluster import RayStartError
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_RAY, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 8, 130, 143
 RAY_UNAVAILABLE = "ray unavailable"  # summary.json status: Ray could not start or its cluster not be reached
@@ -38,7 +38,7 @@ class StudyInterrupted(KeyboardInterrupt):
 def run_stage_file(path: Path, recipes: Optional[Path] = None) -> Path:
     """Run one stage recipe alone (and the stages it starts from), with the recipe's own model."""
     from xfer.stages import ensure_stages, plan_stage, recipe_dirs
-    from xfer.tune import connect
+    from xfer.cluster import connect
 
     stage = load_stage(path)
     uri, experiment = track.tracking_for(stage.tracking, track.STAGE_EXPERIMENT)
@@ -87,7 +87,8 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
                 report_partial: bool) -> dict:
     from xfer.plan import evaluation_phase
     from xfer.stages import recipe_dirs, resolve_init_sources
-    from xfer.tune import connect, run_phase
+    from xfer.cluster import connect
+    from xfer.tune import run_phase
     from xfer.tuning import recipes_to_json, run_tuning
 
     began = time.perf_counter()

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import math
 import os
-import socket
 import sys
 import tempfile
 import warnings
@@ -31,60 +29,6 @@ from xfer.trial import run_trial
 
 STATE_FILE = "trial_state.pt"
 CORRUPT_FOLDER = "corrupt"  # in the study's output folder: copies of corrupt Tune trial states, for inspection
-
-
-class RayStartError(RuntimeError):
-    """Ray could not start, or its cluster could not be reached: no trial ran (not an interruption)."""
-
-
-CONNECT_TIMEOUT_S = 10  # an unreachable cluster address fails within this, not after Ray's minutes of retries
-
-
-def reachable(address: str) -> None:
-    """Raise RayStartError unless a TCP connection to `address` (host:port or ray://host:port) opens in time."""
-    if "://" in address and not address.startswith("ray://"):
-        return
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        return  # "auto", "local" or a bare host: Ray resolves those itself
-    try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as e:  # a SIGINT meanwhile is a KeyboardInterrupt, not caught here
-        raise RayStartError(f"cannot reach the Ray cluster at {address} ({e}); check ray.address / RAY_ADDRESS, "
-                            f"that its head node runs (`ray status` there) and that the port is open") from None
-
-
-def connect(address: Optional[str]) -> None:
-    """Join the Ray cluster at `address` (or RAY_ADDRESS); otherwise start a local Ray on loopback only.
-    Any failure is a RayStartError carrying Ray's message."""
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        reachable(address)
-    if ray.is_initialized():
-        return
-    try:
-        if address:
-            ray.init(address=address, log_to_driver=True)
-            say(f"joined the Ray cluster at {address}")
-        else:
-            logging.getLogger(RAY_AUTH_LOGGER).addFilter(_not_token_auth_notice)
-            ray.init(**LOCAL_RAY)
-    except Exception as e:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError, TimeoutError...
-        raise RayStartError(f"Ray could not {'join ' + address if address else 'start locally'}: "
-                            f"{type(e).__name__}: {str(e)[:1000]}") from e
-
-
-# A local Ray serves this process only: no dashboard, node address 127.0.0.1. Ray 2.60 still binds the GCS, raylet
-# and worker gRPC servers to all interfaces (measured; no Ray option changes it): its token authentication guards them.
-LOCAL_RAY = {"include_dashboard": False, "log_to_driver": True, "_node_ip_address": "127.0.0.1"}
-# Ray 2.60 turns token authentication on for a new local cluster and says so at WARNING on every run. xfer keeps
-# that default (loopback binding stops other machines, the token stops other local users' processes) and drops only
-# that notice; every other message of the logger, including "token authentication is disabled", still shows.
-RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
-
-
-def _not_token_auth_notice(record: logging.LogRecord) -> bool:
-    return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
 
 
 def _ignore_exit_in_finalizers() -> None:

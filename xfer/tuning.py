@@ -20,8 +20,9 @@ from xfer.reuse import digest
 DOMAIN = re.compile(r"^\s*(loguniform|uniform|randint)\(\s*([^,()]+?)\s*,\s*([^,()]+?)\s*\)\s*$")
 TUNING_KIND = "tuning"  # the kind tag of the study's tuning run (its trials are kind "trial", phase "tuning")
 TUNING_KEY_TAG = "xfer.tuning_key"
-RECIPES_ARTIFACT = "tuning/recipes.json"
-TRIALS_ARTIFACT = "tuning/trials.csv"
+RECIPES_ARTIFACT = "tuning/tuning_recipes.json"  # track.log_file keeps a file's name
+TRIALS_ARTIFACT = "tuning/tuning_trials.csv"
+FIGURE_ARTIFACT = "tuning/tuning_sensitivity.png"
 Cell = tuple[str, str, Any]  # (init name, model, n_per_class)
 
 
@@ -237,7 +238,7 @@ def log_tuning(uri: str, run_id: str, study: StudyConfig, recipes: dict, rows: l
     track.log_metrics(uri, run_id, {"tuning_trials": len(trials), "stopped_early": stopped}, step=0)
     figure = sensitivity_figure(trials, out / "tuning_sensitivity.png")
     if figure is not None:
-        track.log_file(uri, run_id, figure, "tuning/sensitivity.png")
+        track.log_file(uri, run_id, figure, FIGURE_ARTIFACT)
 
 
 def sensitivity_figure(trials, path: Path) -> Optional[Path]:

@@ -14,6 +14,7 @@ from xfer.analysis.stats import holm
 from xfer.inits import strategy_info
 
 SATURATED_VAL_AUC = 0.999  # a best validation AUC this high cannot rank checkpoints: early stopping picks at random
+COLLAPSED_SPREAD = 0.01  # every class probability spans less than this over the test set: a (near-)constant output
 GROUP = ("init", "model", "n_per_class")
 
 
@@ -56,14 +57,16 @@ def arm_table(trials: pd.DataFrame, keys: list[str], predictions: dict | None = 
     folds' pooled out-of-fold predictions (each image once; the mean of fold AUCs where predictions are missing),
     without it the trial itself. Metrics other than test AUC are means over the arm's folds."""
     if "fold" not in trials:
-        return trials.assign(_trials=1, _saturated=trials["best_val_auc"] >= SATURATED_VAL_AUC), "one run per arm"
+        return trials.assign(_trials=1, _saturated=trials["best_val_auc"] >= SATURATED_VAL_AUC,
+                             _collapsed=collapsed(trials, predictions)), "one run per arm"
     arm = [*keys, "seed", *[k for k in FOLD_TAGS if k != "fold" and k in trials]]
     external = external_columns(trials)
     n_test = pd.to_numeric(trials.get("param.n_test", pd.Series(np.nan, index=trials.index)), errors="coerce")
-    arms = (trials.assign(_n_test=n_test, _saturated=trials["best_val_auc"] >= SATURATED_VAL_AUC)
+    arms = (trials.assign(_n_test=n_test, _saturated=trials["best_val_auc"] >= SATURATED_VAL_AUC,
+                          _collapsed=collapsed(trials, predictions))
             .groupby(arm, dropna=False)
             .agg(strategy=("strategy", "first"), test_auc=("test_auc", "mean"), best_val_auc=("best_val_auc", "mean"),
-                 _saturated=("_saturated", "sum"), _trials=("run_id", "size"), _n_test=("_n_test", lambda n: n.sum(min_count=1)),
+                 _saturated=("_saturated", "sum"), _collapsed=("_collapsed", "sum"), _trials=("run_id", "size"), _n_test=("_n_test", lambda n: n.sum(min_count=1)),
                  **{c: (c, "mean") for c in external}).reset_index())
     arms["param.n_test"] = arms.pop("_n_test")
     pooled = arm_aucs(trials, predictions or {}, positive_class(trials, classes_of(predictions or {})), arm)
@@ -71,6 +74,18 @@ def arm_table(trials: pd.DataFrame, keys: list[str], predictions: dict | None = 
     how = ("pooled out-of-fold predictions" if pooled.notna().all() else
            "pooled out-of-fold predictions where logged, else the mean of its fold AUCs")
     return arms, how
+
+
+def collapsed(trials: pd.DataFrame, predictions: dict | None) -> pd.Series:
+    """Per trial: its test predictions are (nearly) the same for every image — a run that collapsed to a constant
+    output, whatever AUC its last-digit differences give; without logged predictions, a test AUC of exactly 0.5."""
+    def spread(run_id: str) -> float:
+        frame = (predictions or {}).get(run_id)
+        probs = frame[[c for c in frame.columns if c.startswith("prob_")]] if frame is not None else None
+        return float((probs.max() - probs.min()).max()) if probs is not None and probs.shape[1] else np.nan
+
+    spreads = trials["run_id"].map(spread) if "run_id" in trials else pd.Series(np.nan, index=trials.index)
+    return spreads.lt(COLLAPSED_SPREAD).where(spreads.notna(), trials["test_auc"] == 0.5).astype(bool)
 
 
 def classes_of(predictions: dict) -> tuple[str, ...]:
@@ -103,7 +118,7 @@ def leaderboard(trials: pd.DataFrame, level: float = 0.95, predictions: dict | N
         row = dict(zip(keys, values), runs=len(g), trials=int(g["_trials"].sum()), test_auc=mean, ci_low=low,
                    ci_high=high, diff_vs_random=diff, diff_ci_low=diff_low, diff_ci_high=diff_high, p=p,
                    best_val_auc=g["best_val_auc"].mean(),
-                   saturated_val=int(g["_saturated"].sum()),
+                   saturated_val=int(g["_saturated"].sum()), collapsed=int(g["_collapsed"].sum()),
                    n_test=int(pd.to_numeric(g.get("param.n_test"), errors="coerce").max())
                    if "param.n_test" in g else np.nan, arm=how)
         row.update({c: g[c].mean() for c in external_columns(arms)})
@@ -145,7 +160,8 @@ def leaderboard_lines(board: pd.DataFrame) -> list[str]:
         diff = (f"Δ vs random {r['diff_vs_random']:+.3f} ({r['verdict']})"
                 if not np.isnan(r["diff_vs_random"]) else f"({r['verdict']})")
         external = "".join(f"  {external_label(c)} {r[c]:.3f}" for c in external_sets if not np.isnan(r[c]))
-        lines.append(f"{what}  test AUC {r['test_auc']:.3f} {ci}  {diff}{external}  runs={r['runs']}")
+        collapsed = f"  collapsed={r['collapsed']}" if r.get("collapsed", 0) else ""
+        lines.append(f"{what}  test AUC {r['test_auc']:.3f} {ci}  {diff}{external}  runs={r['runs']}{collapsed}")
     return lines
 
 
@@ -196,6 +212,7 @@ def display_table(board: pd.DataFrame) -> pd.DataFrame:
         out[f"external: {external_label(column)}"] = board[column]
     out["best val AUC"] = board["best_val_auc"]
     out["val saturated"] = [f"{k}/{n}" if k else "" for k, n in zip(board["saturated_val"], board["trials"])]
+    out["collapsed"] = [f"{k}/{n}" if k else "" for k, n in zip(board["collapsed"], board["trials"])]
     out["test images"] = board["n_test"]
     return out
 

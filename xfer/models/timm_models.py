@@ -47,7 +47,9 @@ def timm_spec(name: str) -> ModelSpec:
     def build(num_classes: int, in_channels: int) -> nn.Module:
         return timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_channels)
 
-    has_weights = bool(cfg.hf_hub_id or cfg.url or cfg.file)
+    from xfer.models.packaged import PACKAGED  # pip-packaged weights (efficientnet_lite0-2) also count
+
+    has_weights = bool(cfg.hf_hub_id or cfg.url or cfg.file) or arch in PACKAGED
     return ModelSpec(
         build=build,
         head=single_path(cfg.classifier, "classifier", arch),
