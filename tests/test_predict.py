@@ -50,3 +50,22 @@ def test_folder_of_unlabeled_images(tmp_path):
     assert main([str(checkpoint), str(DATA / "covid-actualmed" / "images"), "--out", str(out)]) == 0
     n_images = len(list((DATA / "covid-actualmed" / "images").iterdir()))
     assert len(list(csv.DictReader(out.open()))) == n_images
+
+
+def test_actmax_renders_the_input_a_class_and_a_channel_respond_to_most(tmp_path, capsys):
+    from xfer.analysis.saliency import activation_maximization, last_conv_block
+    from xfer.explain import main as explain_main
+
+    checkpoint = write_trial_checkpoint(tmp_path / "best.pt")
+    model, meta = load_trial(str(checkpoint))
+    image, before, after = activation_maximization(model, (1, 32, 32), target=1, steps=60)
+    assert image.shape == (32, 32) and 0 <= image.min() < image.max() <= 1 and after > before
+    layer = last_conv_block(model, "cbr_tiny", torch.zeros(1, 32, 32))
+    _, before, after = activation_maximization(model, (1, 32, 32), target=0, layer=layer, steps=60)
+    assert after > before
+    assert explain_main([str(checkpoint), "--method", "actmax", "--class", "covid", "--steps", "30",
+                         "--out", str(tmp_path / "x")]) == 0
+    assert (tmp_path / "x" / "actmax_covid.png").stat().st_size > 2000
+    assert explain_main([str(checkpoint), "--method", "actmax", "--channel", "0", "--steps", "30",
+                         "--out", str(tmp_path / "x")]) == 0
+    assert (tmp_path / "x" / "actmax_channel_0.png").exists()

@@ -82,3 +82,26 @@ def test_init_error_cites_a_readme_section_that_exists(tmp_path):
         study_for(tmp_path / "empty", "x")
     assert README_DATA_SECTION in str(error.value)
     assert f"## {README_DATA_SECTION}\n" in (ROOT / "README.md").read_text()
+
+
+def test_check_prints_skipped_files_as_one_xfer_line_and_lists_them_in_the_study_folder(tmp_path, capsys,
+                                                                                      monkeypatch):
+    from xfer.data.records import LISTINGS_ENV
+
+    monkeypatch.delenv(LISTINGS_ENV, raising=False)  # as a user runs it: no listings folder chosen beforehand
+    folder = kaggle_folder(tmp_path)
+    out = tmp_path / "study.yaml"
+    assert main(["init", str(folder), "--out", str(out)]) == 0
+    study = yaml.safe_load(out.read_text())
+    study["trials"]["init"] = [{"strategy": "random"}]
+    study["output_dir"] = str(tmp_path / "out")
+    shared = sorted((folder / "Data" / "test" / "NORMAL").iterdir())[0]  # a test patient also in train: skipped there
+    shutil.copy(shared, folder / "Data" / "train" / "NORMAL" / shared.name)
+    out.write_text(yaml.safe_dump(study))
+    capsys.readouterr()
+    assert main(["check", str(out), "--no-measure"]) == 0
+    captured = capsys.readouterr()
+    warnings = [line for line in (captured.out + captured.err).splitlines() if "warning" in line.lower()]
+    assert len(warnings) == 1 and warnings[0].startswith("[xfer] warning: patient_level_split: skipped 1 images"), \
+        captured
+    assert str(tmp_path / "out" / "skipped") in warnings[0], warnings[0]

@@ -74,7 +74,10 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
     from xfer.plan import evaluation_specs, trial_count
     from xfer.tuning import cells, samples, tuning_trial_count
 
+    from xfer.data.records import LISTINGS_ENV
+
     study = load_study(path)
+    os.environ.setdefault(LISTINGS_ENV, str(study.output_path))  # skipped-file listings in the study's folder
     study = dataclasses.replace(study, data=absolutize(study.data, path.parent))
     t = study.trials
     axes = [f"{len(t.init)} inits", f"{len(t.models)} models", f"{len(t.n_per_class)} sizes", seed_axis(t),

@@ -124,7 +124,9 @@ def run_reporting_errors(command: str, action: Callable[[], int], debug: bool) -
 
 def check_command(args: argparse.Namespace) -> int:
     from xfer.check import check_study
+    from xfer.console import one_line_warnings
 
+    one_line_warnings()  # '[xfer] warning: …' as xfer run prints them, not Python's format with its source line
     for line in check_study(args.study, args.recipes, measure=not args.no_measure):
         print(line)
     return 0
@@ -189,7 +191,7 @@ def ui_command(args: argparse.Namespace) -> int:
             address = compare_view_url(base, found.experiment_id, write_compare_view(uri, found.experiment_id))
     print(f"MLflow UI for {uri} (Ctrl-C stops it); open:\n  {address}", flush=True)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
-               "--port", str(args.port), "--workers", "1", "--uvicorn-opts", "--no-access-log"]
+               "--port", str(args.port), "--workers", "1", "--uvicorn-opts", "--no-access-log --log-level warning"]
     os.execve(sys.executable, command, {**os.environ, **UI_ENV})
     return 0
 

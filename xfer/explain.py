@@ -1,4 +1,5 @@
-"""`xfer explain TRIAL IMAGE... --out DIR`: Grad-CAM and gradient saliency of a trained trial (run id, checkpoint or trial key)."""
+"""`xfer explain TRIAL IMAGE... --out DIR`: Grad-CAM and gradient saliency of a trained trial (run id, checkpoint or
+trial key) on images; `--method actmax`: the input the trial's class (or a channel of its last block) responds to most."""
 from __future__ import annotations
 
 import argparse
@@ -12,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from xfer.analysis.saliency import grad_cam, last_conv_block, saliency  # noqa: E402
+from xfer.analysis.saliency import activation_maximization, grad_cam, last_conv_block, saliency  # noqa: E402
 from xfer.analysis.probe_images import model_input  # noqa: E402
 from xfer.checkpoint import CheckpointMeta  # noqa: E402
 from xfer.paths import not_a_folder  # noqa: E402
@@ -45,6 +46,43 @@ def explain_image(model: torch.nn.Module, meta: CheckpointMeta, path: str, out: 
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def explain_activation(model: torch.nn.Module, meta: CheckpointMeta, out_dir: Path, target: Optional[str] = None,
+                       channel: Optional[int] = None, steps: int = 200) -> Path:
+    """Write `out_dir/actmax_<class>.png` (the named class, default the last) or `actmax_channel_<n>.png` (one
+    channel of the last spatial block): the input the trial's model responds to most, by activation maximization."""
+    classes = list(meta.classes)
+    device = next(model.parameters()).device
+    shape = (meta.in_channels, meta.image_size, meta.image_size)
+    layer, what = None, ""
+    if channel is not None:
+        layer = last_conv_block(model, meta.model, torch.zeros(shape, device=device))
+        captured: list = []
+        hook = layer.register_forward_hook(lambda _m, _i, output: captured.append(output.shape[1]))
+        with torch.no_grad():
+            model(torch.zeros((1, *shape), device=device))
+        hook.remove()
+        if not 0 <= channel < captured[-1]:
+            raise ValueError(f"--channel {channel}: the last block of {meta.model} has channels 0–{captured[-1] - 1}")
+        what = f"channel {channel} of the last block"
+        k = channel
+    else:
+        k = classes.index(target) if target else len(classes) - 1
+        what = f"class {classes[k]}"
+    image, before, after = activation_maximization(model, shape, k, layer, steps=steps)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / (f"actmax_channel_{channel}.png" if channel is not None else f"actmax_{classes[k]}.png")
+    fig, ax = plt.subplots(figsize=(3.6, 3.9))
+    ax.imshow(image, cmap="gray")
+    ax.set_title(f"activation maximization: {what}\n{'mean activation' if layer else 'logit'} {before:.2f} → "
+                 f"{after:.2f} ({steps} steps)", fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -85,10 +123,17 @@ def write_explanations(model: torch.nn.Module, meta: CheckpointMeta, paths: list
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="xfer explain", description=__doc__)
     add_trial_arguments(parser)
-    parser.add_argument("images", nargs="+", help="image files (PNG, JPEG, DICOM)")
+    parser.add_argument("images", nargs="*", help="image files (PNG, JPEG, DICOM); not for --method actmax")
     parser.add_argument("--out", type=Path, required=True, help="folder for the PNGs")
-    parser.add_argument("--class", dest="target", help="class to explain (default: the predicted class)")
+    parser.add_argument("--class", dest="target", help="class to explain (default: the predicted class; actmax: "
+                                                        "the last class)")
+    parser.add_argument("--method", choices=("gradcam", "actmax"), default="gradcam",
+                        help="gradcam: Grad-CAM and saliency of each image; actmax: activation maximization")
+    parser.add_argument("--channel", type=int, help="actmax: a channel of the last convolutional block instead of a class")
+    parser.add_argument("--steps", type=int, default=200, help="actmax: gradient-ascent steps")
     args = parser.parse_args(argv)
+    if args.method == "gradcam" and not args.images:
+        parser.error("give image files to explain (or --method actmax, which needs none)")
     if problem := not_a_folder(args.out, "--out"):
         print(problem, file=sys.stderr)
         return 2
@@ -99,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.target and args.target not in meta.classes:
         print(f"error: --class {args.target!r} is not one of {list(meta.classes)}", file=sys.stderr)
         return 2
+    if args.method == "actmax":
+        print(explain_activation(model, meta, args.out, args.target, args.channel, args.steps))
+        return 0
     written, errors = write_explanations(model, meta, args.images, args.out, args.target)
     for png in written:
         print(png)

@@ -136,7 +136,7 @@ def resolve_target(target: str, tracking_uri: Optional[str], out: Optional[Path]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m xfer.report", description=__doc__)
+    parser = argparse.ArgumentParser(prog="xfer report", description=__doc__)
     parser.add_argument("target", help="a study output folder (with study.json) or an MLflow experiment name")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: study.json, MLFLOW_TRACKING_URI, "
                                                "or sqlite:///./mlflow.db)")

@@ -13,7 +13,7 @@ from typing import Optional
 
 from mlflow.exceptions import MlflowException
 
-from xfer import console, track
+from xfer import console, record, track
 from xfer.data.records import LISTINGS_ENV
 from xfer.config import ConfigError, StudyConfig
 from xfer.data.root import absolutize
@@ -124,10 +124,11 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
             results = run_phase(study, phase, inits, uri, experiment_id, parent, resume)
     except BaseException as e:  # noqa: BLE001 - every way out leaves the runs terminated and a summary
         error = e
-    summary.update(trial_outcomes(uri, experiment_id, parent, results, summary["trials"]))
+    keys = {spec.key for unit in phase.units for spec in unit.specs}
+    summary.update(trial_outcomes(uri, experiment_id, parent, results, summary["trials"], keys))
     if results is not None:
         with _tracking_may_fail():
-            track.client(uri).log_dict(parent, {"run_ids": study_trial_run_ids(uri, experiment_id, parent, results)},
+            track.client(uri).log_dict(parent, {"run_ids": study_trial_run_ids(uri, experiment_id, parent, results, keys)},
                                        track.STUDY_TRIALS_ARTIFACT)
     # unfinished trials: Tune's own SIGINT handler stopped the grid; an error (Ray that never started, a failed
     # tuning phase) is no interruption
@@ -196,13 +197,31 @@ def child_trial_runs(uri: str, experiment_id: str, parent: str) -> list:
                                          f"tags.`{track.PARENT_TAG}` = '{parent}'", max_results=50000)
 
 
-def study_trial_run_ids(uri: str, experiment_id: str, parent: str, results) -> list[str]:
+def study_trial_run_ids(uri: str, experiment_id: str, parent: str, results, keys: Optional[set] = None) -> list[str]:
     """The trial runs that make up this study run: each finished trial's run (reused ones from earlier study runs
-    included), then this study run's unfinished trial runs."""
-    runs = child_trial_runs(uri, experiment_id, parent)
+    included), then this study run's unfinished trial runs; with the plan's `keys`, one run per planned trial."""
+    runs = current_runs(child_trial_runs(uri, experiment_id, parent), results, keys)
     finished = finished_run_ids(results, runs)
     unfinished = [run.info.run_id for run in runs if run.info.run_id not in finished]
     return [*finished, *unfinished]
+
+
+def reported_run_ids(results) -> list[str]:
+    """The runs Tune's results name as done (a unit's every run)."""
+    return [run_id for r in results or () if r.error is None and r.metrics.get("trial_done")
+            for run_id in str(r.metrics.get("run_ids") or r.metrics.get("run_id") or "").split(",") if run_id]
+
+
+def current_runs(runs: list, results, keys: Optional[set]) -> list:
+    """This study run's trial runs that stand for its plan: a run of a trial the plan no longer has, or of a trial
+    whose result Tune reported in another run (the study was edited and resumed: the run before the edit), is
+    history, not this study's result."""
+    if keys is None:
+        return runs
+    reported = set(reported_run_ids(results))
+    done_keys = {run.data.tags.get(record.TRIAL_KEY_TAG) for run in runs if run.info.run_id in reported}
+    return [run for run in runs if run.data.tags.get(record.TRIAL_KEY_TAG) in keys and
+            (run.info.run_id in reported or run.data.tags.get(record.TRIAL_KEY_TAG) not in done_keys)]
 
 
 def finished_run_ids(results, runs: list) -> list[str]:
@@ -212,10 +231,11 @@ def finished_run_ids(results, runs: list) -> list[str]:
     return list(dict.fromkeys([*reported, *(run.info.run_id for run in runs if run.info.status == "FINISHED")]))
 
 
-def trial_outcomes(uri: str, experiment_id: str, parent: str, results, total: int) -> dict[str, int]:
+def trial_outcomes(uri: str, experiment_id: str, parent: str, results, total: int,
+                   keys: Optional[set] = None) -> dict[str, int]:
     """Trials finished (as MLflow holds them), failed, killed (in flight when the study stopped: their runs are
     marked KILLED) and never started; Tune's results are authoritative for failures when the grid returned."""
-    runs = child_trial_runs(uri, experiment_id, parent)
+    runs = current_runs(child_trial_runs(uri, experiment_id, parent), results, keys)
     killed = 0
     for run in runs:
         if run.info.status in ("RUNNING", "SCHEDULED"):
