@@ -142,3 +142,76 @@ def fold_assignment(rng, patients: np.ndarray, design: Design) -> list[tuple[int
         which = np.array([fold_of[p] for p in patients])
         out += [(repeat, fold, everything[which == fold]) for fold in range(design.folds)]
     return out
+
+
+NULL_INITS = ("random", "imagenet", "chexpert", "meanvar")  # baseline, natural and x-ray source, mean-var control
+DECISIVE = ("supported", "not supported")
+NO_CKA = pd.DataFrame(columns=["run_id", "model", "depth", "cka"])
+BETTER_WORSE = ("better", "worse")
+
+
+def null_design(seeds: int, test_images: int = 624, folds: int = 0, repeats: int = 1,
+                effect: dict | None = None, plateau: dict | None = None,
+                inits: tuple[str, ...] = NULL_INITS) -> Design:
+    """Every init alike at n = 5 (seed-dominated: seed SD 0.08 AUC, 10% of runs never learn) and n = 80
+    (test-set-dominated: seed SD 0.012); `effect` adds {n: Δ AUC} to imagenet, `plateau` {n: Δ AUC} to
+    imagenet at the same speed (only its plateau is higher). Cross-validated designs use one n (20)."""
+    effect, plateau = effect or {}, plateau or {}
+    ns = {"20": (0.72, 0.04, 0.05)} if folds else {"5": (0.70, 0.08, 0.1), "80": (0.85, 0.012, 0.0)}
+    arms = {init: {n: Arm(auc + (effect.get(n, 0) + plateau.get(n, 0)) * (init == "imagenet"), sd, collapse)
+                   for n, (auc, sd, collapse) in ns.items()} for init in inits}
+    return Design(arms, seeds=seeds, test_images=test_images, folds=folds, repeats=repeats)
+
+
+def comparison_truth(design: Design, comparison: str) -> float:
+    """The population value of a hypothesis comparison or leaderboard Δ named as the report names it."""
+    import re
+
+    speed = "epochs" in comparison or "CKA" in comparison
+    if speed:
+        return 0.0  # every simulated arm has the same speed
+    pair = re.match(r"(\w+) − (\w+)", comparison)
+    if comparison.startswith("gain of"):
+        init, small, large = re.match(r"gain of (\w+) at n=(\w+) − gain at n=(\w+)", comparison).groups()
+        return (design.truth(init, small) - design.truth("random", small)
+                - design.truth(init, large) + design.truth("random", large))
+    a, b = pair.groups()
+    ns = [re.search(r"n=(\w+)", comparison).group(1)] if "n=" in comparison else list(design.arms[a])
+    return float(np.mean([design.truth(a, n) - design.truth(b, n) for n in ns]))
+
+
+def honesty_rates(design: Design, studies: int, seed: int = 0) -> dict:
+    """Run `studies` simulated studies through the report's hypotheses and leaderboard; per comparison, per
+    table (any false claim), coverage of the population truth, decisive rate, and the median reported mde."""
+    from xfer.analysis.hypotheses import evaluate_hypotheses, verdict_table
+    from xfer.analysis.leaderboard import leaderboard
+    from xfer.config import AnalysisConfig
+
+    cfg = AnalysisConfig(equivalence_margin=1.0, convergence_margin=100.0)  # nothing excused as underpowered
+    rng = np.random.default_rng(seed)
+    hyp, board = [], []
+    for study in range(studies):
+        trials, predictions, histories = simulate_study(rng, design)
+        table = verdict_table(evaluate_hypotheses(trials, NO_CKA, cfg, predictions, histories))
+        table = table[table["p"].notna()].assign(study=study)
+        table["truth"] = [comparison_truth(design, c) for c in table["comparison"]]
+        hyp.append(table)
+        rows = leaderboard(trials, predictions=predictions)
+        rows = rows[rows["diff_vs_random"].notna()].assign(study=study)
+        rows["truth"] = [design.truth(i, n) - design.truth("random", n)
+                         for i, n in zip(rows["init"], rows["n_per_class"])]
+        rows["auc_truth"] = [design.truth(i, n) for i, n in zip(rows["init"], rows["n_per_class"])]
+        board.append(rows)
+    hyp, board = pd.concat(hyp, ignore_index=True), pd.concat(board, ignore_index=True)
+    hyp_decisive = hyp["verdict"].isin(DECISIVE)
+    board_decisive = board["verdict"].isin(BETTER_WORSE)
+    covered = (hyp["ci_low"] <= hyp["truth"]) & (hyp["truth"] <= hyp["ci_high"])
+    board_covered = (board["diff_ci_low"] <= board["truth"]) & (board["truth"] <= board["diff_ci_high"])
+    return {"hypotheses": hyp, "leaderboard": board,
+            "hyp_decisive": hyp_decisive.mean(), "hyp_family": hyp_decisive.groupby(hyp["study"]).any().mean(),
+            "hyp_coverage": covered.mean(),
+            "board_decisive": board_decisive.mean(),
+            "board_table": board_decisive.groupby(board["study"]).any().reindex(range(studies), fill_value=False).mean(),
+            "board_coverage": board_covered.mean(),
+            "board_auc_coverage": ((board["ci_low"] <= board["auc_truth"])
+                                   & (board["auc_truth"] <= board["ci_high"])).mean()}
