@@ -27,12 +27,14 @@ def row(name, r, seconds):
             f"{r['board_coverage']:.3f} | {r['board_auc_coverage']:.3f} | {seconds:.0f} |")
 
 
-def power(seeds: int, studies: int):
-    """Share of planted effects of 2 × the reported mde (at n = 80, per leaderboard row / H1 at n = 5) decided."""
+def power(seeds: int, studies: int, planted: dict | None = None):
+    """Share of planted effects of 2 × the reported mde (at n = 80, per leaderboard row / H1 at n = 5) decided;
+    `planted` {n: Δ} replaces the pilot (to run older code, which reports no leaderboard mde, on the same truth)."""
     pilot = honesty_rates(null_design(seeds, 300, inits=INITS[:2]), max(studies // 3, 5), seed=11)
-    mde_board = pilot["leaderboard"].groupby("n_per_class")["mde"].median()
+    mde_board = (pilot["leaderboard"].groupby("n_per_class")["mde"].median() if "mde" in pilot["leaderboard"]
+                 else {})
     mde_h1 = pilot["hypotheses"].loc[pilot["hypotheses"]["comparison"].str.contains("test AUC at"), "mde"].median()
-    effect = {"80": 2 * mde_board.get("80", np.nan), "5": 2 * mde_h1}
+    effect = planted or {"80": 2 * mde_board.get("80", np.nan), "5": 2 * mde_h1}
     effect = {n: min(e, 0.25) for n, e in effect.items() if np.isfinite(e)}
     r = honesty_rates(null_design(seeds, 300, inits=INITS[:2], effect=effect), studies, seed=12)
     board, hyp = r["leaderboard"], r["hypotheses"]
@@ -55,5 +57,7 @@ if __name__ == "__main__":
             print(row(name, r, time.process_time() - start), flush=True)
     else:
         print("| design | board mde n=80 | planted | board 'better' | H1 mde n=5 | planted | H1 supported |")
+        planted = {3: dict(zip(("80", "5"), map(float, sys.argv[3:5]))) if len(sys.argv) > 4 else None,
+                   8: dict(zip(("80", "5"), map(float, sys.argv[5:7]))) if len(sys.argv) > 6 else None}
         for seeds in (3, 8):
-            print(power(seeds, studies), flush=True)
+            print(power(seeds, studies, planted[seeds]), flush=True)

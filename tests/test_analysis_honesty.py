@@ -23,13 +23,13 @@ def report(design, studies, seed=0, **bounds):
 
 
 def test_three_seeds_no_effect_makes_few_false_claims_in_either_table():
-    r = report(null_design(3, 150, inits=TWO), 40)
+    r = report(null_design(3, 150, inits=TWO), 30)
     assert r["hyp_family"] <= 0.1 and r["board_table"] <= 0.1  # pinned at 5% by the slow tests
     assert 0.88 <= r["board_coverage"] <= 1.0 and 0.88 <= r["hyp_coverage"] <= 1.0
 
 
 def test_cross_validated_arms_carry_the_data_set_variance():
-    r = report(null_design(1, 90, folds=3, repeats=3, inits=TWO), 30, seed=1)
+    r = report(null_design(1, 90, folds=3, repeats=3, inits=TWO), 20, seed=1)
     board = r["leaderboard"]
     assert (board["inference"].str.startswith("paired test images")).all() and set(board["runs"]) == {3}
     assert r["board_table"] <= 0.1 and r["board_coverage"] >= 0.88
@@ -39,11 +39,11 @@ def test_equal_speed_with_a_higher_plateau_is_not_read_as_faster():
     design = null_design(8, 60, inits=TWO, plateau={"5": 0.04, "80": 0.04})
     rng = np.random.default_rng(2)
     supported = []
-    for _ in range(25):
+    for _ in range(15):
         trials, _, histories = simulate_study(rng, design)
         table = verdict_table(evaluate_hypotheses(trials, None, AnalysisConfig(), None, histories))
         supported.append((table.loc[table["hypothesis"] == "H2", "verdict"] == "supported").any())
-    assert np.mean(supported) <= 0.08  # before: supported in most studies (the lower plateau was censored slow)
+    assert np.mean(supported) <= 0.07  # before: supported in most studies (the lower plateau was censored slow)
 
 
 def test_runs_that_never_learned_are_counted_named_and_warned_about():
@@ -84,32 +84,27 @@ def test_the_leaderboard_decides_with_predictions_and_says_better_for_a_planted_
     assert board.loc[("imagenet", "80"), "inference"].startswith("paired test images")
 
 
-def power_check(seeds, studies, images=624):
-    pilot = honesty_rates(null_design(seeds, images, inits=TWO), max(studies // 4, 5), seed=11)["leaderboard"]
-    mde = pilot.groupby("n_per_class")["mde"].median()
-    r = report(null_design(seeds, images, inits=TWO, effect={n: 2 * m for n, m in mde.items() if m < 0.3}),
-               studies, seed=12)
-    board = r["leaderboard"]
-    planted = board[board["truth"] > 0]
-    return (planted["verdict"] == "better").mean(), r
+THREE = ("random", "imagenet", "chexpert")  # 7 hypothesis comparisons and 4 leaderboard rows per study
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seeds", [3, 8])
-def test_no_effect_rates_per_comparison_and_per_table(seeds):
-    r = report(null_design(seeds, 624), 200, seed=seeds)
+@pytest.mark.parametrize("seeds,studies", [(3, 150), (8, 75)])
+def test_no_effect_rates_per_comparison_and_per_table(seeds, studies):
+    r = report(null_design(seeds, 300, inits=THREE), studies, seed=1)
     assert r["hyp_decisive"] <= 0.05 and r["hyp_family"] <= 0.05
     assert r["board_decisive"] <= 0.05 and r["board_table"] <= 0.05
-    assert 0.93 <= r["board_coverage"] <= 0.97 + 0.02 * (seeds == 3)
+    assert 0.93 <= r["board_coverage"] <= 0.97 and 0.93 <= r["hyp_coverage"] <= 0.97
 
 
 @pytest.mark.slow
 def test_no_effect_rates_cross_validated():
-    r = report(null_design(1, 150, folds=3, repeats=3), 200, seed=3)
+    r = report(null_design(1, 150, folds=3, repeats=3, inits=THREE), 150, seed=1)
     assert r["board_table"] <= 0.05 and r["hyp_family"] <= 0.05
 
 
 @pytest.mark.slow
 def test_power_at_twice_the_reported_mde_with_eight_seeds():
-    power, _ = power_check(8, 100)
-    assert power >= 0.8
+    pilot = honesty_rates(null_design(8, 300, inits=TWO), 20, seed=11)["leaderboard"]
+    mde = pilot.loc[pilot["n_per_class"] == "80", "mde"].median()
+    board = report(null_design(8, 300, inits=TWO, effect={"80": 2 * mde}), 60, seed=12)["leaderboard"]
+    assert (board.loc[board["n_per_class"] == "80", "verdict"] == "better").mean() >= 0.8
