@@ -60,12 +60,39 @@ class ImageCell:
 SEED_PART_CONFIDENCE = 0.9  # the df use the seed mean square at this upper confidence limit (few-cluster honesty)
 
 
-def image_level_effect(cells: Sequence[ImageCell], images: pd.DataFrame, level: float = 0.95) -> Effect:
-    """Mean contrast over seed clusters with variance from both sources, by the method of moments:
-    test patients resampled within class (DeLong, cluster-robust) plus the seed-to-seed spread beyond what the
-    seeds' own image noise explains. `images`: one row per test image (columns `patient`, `label`) in the order of
-    the cells' influences. Satterthwaite df with the seed part at its upper confidence limit, so a between-seed
-    spread that came out small by chance never buys more df than its s − 1 support."""
+@dataclass(frozen=True)
+class Components:
+    """The variance of a mean contrast over seeds, by source: what this test set does to every seed alike
+    (`shared`, `image_df` df), each seed's own spread (`per_seed`, s − 1 df; its own image noise included)
+    and the part of it that is image noise (`own_noise`, estimated from the images: a floor)."""
+
+    estimate: float
+    shared: float
+    per_seed: float
+    own_noise: float
+    image_df: float
+    seeds: int
+
+    def variance(self, seeds: int | None = None) -> float:
+        """Var of the mean contrast over `seeds` seeds (default: those observed)."""
+        k = seeds or self.seeds
+        return self.shared + max(self.per_seed, self.own_noise) / k
+
+    def df(self, seeds: int | None = None) -> float:
+        """Satterthwaite df with the seed part at its upper confidence limit from `seeds` seeds (default: those
+        observed; other counts: the df a study with that many seeds would report, at this per-seed spread)."""
+        k = seeds or self.seeds
+        if k < 2:
+            return self.image_df
+        upper = max(self.per_seed * (k - 1) / st.chi2.ppf(1 - SEED_PART_CONFIDENCE, k - 1), self.own_noise) / k
+        return (self.shared + upper) ** 2 / (self.shared ** 2 / self.image_df + upper ** 2 / (k - 1)) \
+            if upper > 0 else float(k - 1)
+
+
+def variance_components(cells: Sequence[ImageCell], images: pd.DataFrame) -> Components:
+    """Components of a contrast's seed clusters (cells averaged within a cluster first), by the method of moments:
+    test patients resampled within class (DeLong, cluster-robust) and the seed-to-seed spread. `images`: one row
+    per test image (columns `patient`, `label`) in the order of the cells' influences."""
     groups: dict[tuple, list[ImageCell]] = {}
     for cell in cells:
         groups.setdefault(cell.cluster, []).append(cell)
@@ -74,18 +101,22 @@ def image_level_effect(cells: Sequence[ImageCell], images: pd.DataFrame, level: 
     influences = np.array([np.mean([c.influence for c in g], axis=0) for g in groups.values()])
     s = len(estimates)
     image_var = influence_variance(influences.mean(0), strata, patients)
-    image_df = max(len(np.unique(patients)) - len(np.unique(strata)), 1)
-    total, df = image_var, float(image_df)
-    if s > 1:
-        own = np.mean([influence_variance(i, strata, patients) for i in influences])
-        own_noise = max(own - image_var, 0.0) * s / (s - 1) / s  # the mean's share of each seed's own image noise
-        shared = max(image_var - own_noise, 0.0)  # what this test set does to every seed alike
-        seed_part = estimates.var(ddof=1) / s  # s − 1 df; each seed's own image noise included
-        total = shared + max(seed_part, own_noise)
-        seed_upper = max(seed_part * (s - 1) / st.chi2.ppf(1 - SEED_PART_CONFIDENCE, s - 1), own_noise)
-        df = (shared + seed_upper) ** 2 / (shared ** 2 / image_df + seed_upper ** 2 / (s - 1)) \
-            if seed_upper > 0 else float(s - 1)
-    return t_effect(estimates.mean(), np.sqrt(total), df, s, len(cells), len(images), len(np.unique(patients)),
+    image_df = float(max(len(np.unique(patients)) - len(np.unique(strata)), 1))
+    if s < 2:
+        return Components(float(estimates.mean()), image_var, 0.0, 0.0, image_df, s)
+    own = np.mean([influence_variance(i, strata, patients) for i in influences])
+    own_noise = max(own - image_var, 0.0) * s / (s - 1)  # each seed's own image noise
+    shared = max(image_var - own_noise / s, 0.0)
+    return Components(float(estimates.mean()), shared, float(estimates.var(ddof=1)), own_noise, image_df, s)
+
+
+def image_level_effect(cells: Sequence[ImageCell], images: pd.DataFrame, level: float = 0.95) -> Effect:
+    """Mean contrast over seed clusters with variance from both sources (`variance_components`). Satterthwaite
+    df with the seed part at its upper confidence limit, so a between-seed spread that came out small by chance
+    never buys more df than its s − 1 support."""
+    c = variance_components(cells, images)
+    patients = images["patient"].astype(str).nunique()
+    return t_effect(c.estimate, np.sqrt(c.variance()), c.df(), c.seeds, len(cells), len(images), patients,
                     level=level)
 
 
