@@ -189,3 +189,20 @@ def test_report_cli_on_an_output_folder_explains_missing_sections(store, capsys)
 def test_unknown_experiment_error_names_the_known_ones(store):
     with pytest.raises(LookupError, match="synthetic"):
         load_study_runs(store[0], "no-such-study")
+
+
+def test_feature_reuse_needs_a_delta_beyond_the_margin_against_the_mean_var_control():
+    rng = np.random.default_rng(5)
+    rows, cka = [], []
+    # imagenet's lower blocks change a hair less than mean-var's (Δ 0.002, tight): scale, not reuse
+    for init, lower in (("random", 0.30), ("imagenet", 0.702), ("meanvar", 0.70)):
+        for seed in range(6):
+            run = f"{init}-{seed}"
+            rows.append({"run_id": run, "init": init, "strategy": init, "model": "cbr_tiny", "n_per_class": "5",
+                         "seed": seed, "param.init.source": "none" if init == "random" else "stage:natural"})
+            cka += [{"run_id": run, "depth": d, "cka": (lower if d < 2 else 0.2) + rng.normal(0, 0.0005)}
+                    for d in range(4)]
+    table = verdict_table(evaluate_hypotheses(pd.DataFrame(rows), pd.DataFrame(cka), CFG)).set_index("comparison")
+    row = table.loc["imagenet − meanvar, Δ CKA of the lower blocks"]
+    assert row["p"] < 0.05 or row["estimate"] > 0  # a real but negligible Δ ...
+    assert row["verdict"] != "supported" and "smallest effect that matters" in row["reason"]  # ... is not reuse
