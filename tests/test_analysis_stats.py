@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from xfer.analysis.convergence import convergence_epochs, epochs_to_common_target, epochs_to_fraction_of_best
+from xfer.analysis.convergence import (collapsed, convergence_epochs, epochs_to_fraction_of_best,
+                                      epochs_to_own_plateau)
 from xfer.analysis.delong import auc_influence, influence_variance, placements
 from xfer.analysis.ensembles import aligned_probabilities, ensemble_rows, val_weights
 from xfer.analysis.stats import (cluster_effect, decide, decision_p, fieller_ratio, holm, minimum_detectable_effect,
@@ -114,14 +115,33 @@ def test_adjusted_p_decides_not_the_raw_one():
     assert decide(e, "greater", 0, min(1, 10 * p), 0.04, 0.05)[0] == "inconclusive"
 
 
-def test_common_target_censors_runs_that_never_reach_it():
-    h = pd.DataFrame({"run_id": ["flat"] * 4 + ["learns"] * 4, "metric": "val_auc", "epoch": [1, 2, 3, 4] * 2,
-                      "value": [0.5, 0.5, 0.5, 0.5, 0.6, 0.8, 0.91, 0.95]})
-    trials = pd.DataFrame({"run_id": ["flat", "learns"], "model": "m", "n_per_class": "5", "seed": 0})
-    out = epochs_to_common_target(h, trials).set_index("run_id")
-    assert out.loc["learns", "epochs_to_target"] == 3  # target 0.5 + 0.9 × 0.45 = 0.905
-    assert out.loc["flat", "epochs_to_target"] == 5 and not out.loc["flat", "reached_target"]  # censored: slowest
-    assert epochs_to_fraction_of_best([1, 2, 3, 4], [0.5] * 4, 0.9) == 1  # why the old measure misleads
+def test_speed_is_measured_to_each_run_s_own_plateau_and_runs_that_never_learned_are_left_out():
+    e = [1, 2, 3, 4]
+    h = pd.DataFrame({"run_id": ["flat"] * 4 + ["high"] * 4 + ["low"] * 4, "metric": "val_auc", "epoch": e * 3,
+                      "value": [0.5, 0.51, 0.5, 0.49, 0.6, 0.8, 0.91, 0.95, 0.55, 0.65, 0.705, 0.725]})
+    trials = pd.DataFrame({"run_id": ["flat", "high", "low"], "best_val_auc": [0.51, 0.95, 0.725],
+                           "param.n_val": "200"})
+    out = epochs_to_own_plateau(h, trials).set_index("run_id")
+    assert out.loc["high", "epochs_to_target"] == 3 == out.loc["low", "epochs_to_target"]  # same shape, lower level
+    assert np.isnan(out.loc["flat", "epochs_to_target"]) and not out.loc["flat", "learned"]
+    assert list(collapsed(trials)) == [True, False, False]
+    assert epochs_to_fraction_of_best([1, 2, 3, 4], [0.5] * 4, 0.9) == 1  # why the fraction-of-best measure misleads
+
+
+def test_identical_contrasts_are_not_decided_by_a_zero_standard_error():
+    e = cluster_effect(np.array([2.0, 2.0, 2.0]), [(0,), (1,), (2,)], "epochs")
+    assert e.se == 0 and np.isnan(decision_p(e, "greater", 0)[0])
+    assert decide(e, "greater", 0, float("nan"), 0.0, 1.0)[0] == "inconclusive"
+    rounded = cluster_effect(np.array([2.0, 2.0, 2.0]), [(0,), (1,), (2,)], "epochs", resolution=1.0)
+    assert rounded.se == pytest.approx(np.sqrt(1 / 12 / 3)) and rounded.ci_low < 2 < rounded.ci_high
+
+
+def test_a_beyond_claim_is_supported_only_past_its_margin():
+    tiny = t_effect(0.0016, 0.0004, 7, clusters=8, pairs=8, unit="CKA")
+    assert decision_p(tiny, "greater", 0)[0] < 0.01  # a negligible Δ is "significant" against 0 ...
+    p, supports = decision_p(tiny, "beyond", 0.05)
+    assert not supports and decide(tiny, "beyond", 0.05, p, 0.001, 0.05)[0] == "not supported"  # ... not past 0.05
+    assert decision_p(t_effect(0.2, 0.02, 7, 8, 8), "beyond", 0.05)[1]
 
 
 def test_epochs_to_fraction_of_best_counts_from_the_first_epoch():

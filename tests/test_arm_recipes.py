@@ -58,18 +58,3 @@ def test_an_arms_own_learning_rate_is_no_sweep_axis_and_arms_are_still_compared(
     assert board.loc[board["init"] == "imagenet", "diff_vs_random"].round(1).eq(0.1).all()
     swept = pd.concat([frame, frame.assign(**{"param.train.lr": "0.01"})], ignore_index=True)
     assert swept_columns(swept) == ["param.train.lr"]  # varies within an arm: a real sweep axis
-
-
-def test_the_leaderboard_counts_runs_that_collapsed_to_a_constant_output():
-    frame = leaderboard_trials().assign(run_id=lambda f: [f"run{i}" for i in range(len(f))])
-    rng = np.random.default_rng(0)
-    predictions = {}
-    for run_id, init, n, seed in frame[["run_id", "init", "n_per_class", "seed"]].itertuples(index=False):
-        labels = rng.integers(0, 2, 40)
-        scores = rng.random(40) if not (init == "random" and n == "10" and seed < 3) else 1 - 1e-7 * rng.random(40)
-        predictions[run_id] = pd.DataFrame({"label": labels, "prob_neg": 1 - scores, "prob_pos": scores})
-    board = leaderboard(frame, predictions=predictions).set_index(["init", "n_per_class"])
-    assert board.loc[("random", "10"), "collapsed"] == 3  # near-constant scores: collapsed whatever their AUC
-    assert board.loc[("random", "all"), "collapsed"] == 0 and board.loc[("imagenet", "10"), "collapsed"] == 0
-    frame.loc[frame["init"] == "imagenet", "test_auc"] = 0.5  # no predictions logged: a tied AUC of exactly 0.5
-    assert leaderboard(frame).set_index(["init", "n_per_class"]).loc[("imagenet", "10"), "collapsed"] == 4

@@ -32,7 +32,9 @@ def test_leaderboard_has_one_row_per_init_model_n_with_paired_difference_vs_rand
     board = leaderboard(trials())
     assert len(board) == 4 and set(board["runs"]) == {4}
     pretrained = board[board["init"] == "imagenet"]
-    assert (pretrained["diff_vs_random"].round(1) == 0.1).all() and set(pretrained["verdict"]) == {"better"}
+    assert (pretrained["diff_vs_random"].round(1) == 0.1).all()
+    # without test predictions the seeds' spread is all there is: conditional on this test set, no better/worse
+    assert set(pretrained["verdict"]) == {"conditional on this test set"} and pretrained["p_holm"].isna().all()
     assert set(board.loc[board["init"] == "random", "verdict"]) == {"baseline"}
     assert list(board["n_test"]) == [13] * 4 and set(board["saturated_val"]) == {1}
 

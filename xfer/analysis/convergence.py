@@ -8,7 +8,6 @@ import pandas as pd
 from xfer.analysis.collect import sort_by_n
 
 FRACTIONS = (0.9, 0.95)
-TARGET_KEYS = ("model", "n_per_class", "seed", "repeat", "fold")  # runs sharing a target (those present)
 
 
 def epochs_to_fraction_of_best(epochs: np.ndarray, values: np.ndarray, fraction: float) -> float:
@@ -67,21 +66,32 @@ def first_epoch_reaching(epochs: np.ndarray, values: np.ndarray, target: float) 
     return float(epochs[reached[0]]) if reached.size else float("nan")
 
 
-def epochs_to_common_target(histories: pd.DataFrame, trials: pd.DataFrame, fraction: float = 0.9,
-                            metric: str = "val_auc") -> pd.DataFrame:
-    """Per run: epochs until `metric` reaches 0.5 + fraction × (best value among the runs sharing its model, n,
-    seed, repeat and fold − 0.5). A run that never reaches it is censored at one epoch past the group's last
-    logged epoch (`reached_target` False): it counts as slower than any run that got there, never as fast."""
-    keys = [k for k in TARGET_KEYS if k in trials]
+def chance_tolerance(trials: pd.DataFrame) -> pd.Series:
+    """Per trial, how far from 0.5 a validation AUC may lie by chance alone: 3 × the null SE of an AUC on its
+    validation split (param.n_val, classes taken as balanced), at least 0.02; 0.05 where n_val is not logged."""
+    n_val = pd.to_numeric(trials.get("param.n_val", pd.Series(np.nan, index=trials.index)), errors="coerce")
+    return (3 / np.sqrt(3 * n_val)).clip(lower=0.02).fillna(0.05)
+
+
+def collapsed(trials: pd.DataFrame) -> pd.Series:
+    """Runs that never learned: best validation AUC within chance of 0.5, so every epoch was (xfer's trials keep
+    the best epoch's value)."""
+    if "best_val_auc" not in trials:
+        return pd.Series(False, index=trials.index)
+    return (trials["best_val_auc"] - 0.5 <= chance_tolerance(trials)).fillna(False)
+
+
+def epochs_to_own_plateau(histories: pd.DataFrame, trials: pd.DataFrame, fraction: float = 0.9,
+                          metric: str = "val_auc") -> pd.DataFrame:
+    """Per run: epochs until `metric` reaches 0.5 + fraction × (the run's own best − 0.5), a speed that does not
+    move with the height of the plateau. Runs that never learned (`collapsed`) get NaN: they are neither fast
+    nor slow, and are reported apart."""
+    never = set(trials.loc[collapsed(trials), "run_id"])
     curves = histories[histories["metric"] == metric].dropna(subset=["value"])
-    curves = curves.merge(trials[["run_id", *keys]], on="run_id")
     rows = []
-    for _, group in curves.groupby(keys):
-        target = 0.5 + fraction * (group["value"].max() - 0.5)
-        censored_at = group["epoch"].max() + 1
-        for run_id, run in group.groupby("run_id"):
-            epoch = first_epoch_reaching(run["epoch"].to_numpy(), run["value"].to_numpy(), target)
-            reached = not np.isnan(epoch)
-            rows.append({"run_id": run_id, "epochs_to_target": epoch if reached else float(censored_at),
-                         "reached_target": reached, "target_val_auc": target})
-    return pd.DataFrame(rows, columns=["run_id", "epochs_to_target", "reached_target", "target_val_auc"])
+    for run_id, run in curves[curves["run_id"].isin(set(trials["run_id"]))].groupby("run_id"):
+        target = 0.5 + fraction * (run["value"].max() - 0.5)
+        learned = run_id not in never
+        epoch = first_epoch_reaching(run["epoch"].to_numpy(), run["value"].to_numpy(), target) if learned else np.nan
+        rows.append({"run_id": run_id, "epochs_to_target": epoch, "learned": learned, "target_val_auc": target})
+    return pd.DataFrame(rows, columns=["run_id", "epochs_to_target", "learned", "target_val_auc"])

@@ -8,14 +8,15 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from xfer.analysis.collect import FOLD_TAGS, n_order, sort_by_n
-from xfer.analysis.paired import positive_class, swept_columns
+from xfer.analysis.convergence import collapsed
+from xfer.analysis.paired import image_scores, positive_class, swept_columns
 from xfer.analysis.pooled import arm_aucs
-from xfer.analysis.stats import holm
+from xfer.analysis.stats import Effect, decision_p, holm, image_level_effect, minimum_detectable_effect, t_effect
 from xfer.inits import strategy_info
 
 SATURATED_VAL_AUC = 0.999  # a best validation AUC this high cannot rank checkpoints: early stopping picks at random
-COLLAPSED_SPREAD = 0.01  # every class probability spans less than this over the test set: a (near-)constant output
 GROUP = ("init", "model", "n_per_class")
+ARM_MATCH = ("model", "n_per_class", "seed", "repeat")  # an arm: one seed × repeat, its folds pooled
 
 
 def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
@@ -57,16 +58,15 @@ def arm_table(trials: pd.DataFrame, keys: list[str], predictions: dict | None = 
     folds' pooled out-of-fold predictions (each image once; the mean of fold AUCs where predictions are missing),
     without it the trial itself. Metrics other than test AUC are means over the arm's folds."""
     if "fold" not in trials:
-        return trials.assign(_trials=1, _saturated=trials["best_val_auc"] >= SATURATED_VAL_AUC,
-                             _collapsed=collapsed(trials, predictions)), "one run per arm"
+        return trials.assign(_trials=1, _saturated=trials["best_val_auc"] >= SATURATED_VAL_AUC), "one run per arm"
     arm = [*keys, "seed", *[k for k in FOLD_TAGS if k != "fold" and k in trials]]
     external = external_columns(trials)
     n_test = pd.to_numeric(trials.get("param.n_test", pd.Series(np.nan, index=trials.index)), errors="coerce")
-    arms = (trials.assign(_n_test=n_test, _saturated=trials["best_val_auc"] >= SATURATED_VAL_AUC,
-                          _collapsed=collapsed(trials, predictions))
+    arms = (trials.assign(_n_test=n_test, _saturated=trials["best_val_auc"] >= SATURATED_VAL_AUC)
             .groupby(arm, dropna=False)
             .agg(strategy=("strategy", "first"), test_auc=("test_auc", "mean"), best_val_auc=("best_val_auc", "mean"),
-                 _saturated=("_saturated", "sum"), _collapsed=("_collapsed", "sum"), _trials=("run_id", "size"), _n_test=("_n_test", lambda n: n.sum(min_count=1)),
+                 _saturated=("_saturated", "sum"), _trials=("run_id", "size"),
+                 _n_test=("_n_test", lambda n: n.sum(min_count=1)),
                  **{c: (c, "mean") for c in external}).reset_index())
     arms["param.n_test"] = arms.pop("_n_test")
     pooled = arm_aucs(trials, predictions or {}, positive_class(trials, classes_of(predictions or {})), arm)
@@ -74,18 +74,6 @@ def arm_table(trials: pd.DataFrame, keys: list[str], predictions: dict | None = 
     how = ("pooled out-of-fold predictions" if pooled.notna().all() else
            "pooled out-of-fold predictions where logged, else the mean of its fold AUCs")
     return arms, how
-
-
-def collapsed(trials: pd.DataFrame, predictions: dict | None) -> pd.Series:
-    """Per trial: its test predictions are (nearly) the same for every image — a run that collapsed to a constant
-    output, whatever AUC its last-digit differences give; without logged predictions, a test AUC of exactly 0.5."""
-    def spread(run_id: str) -> float:
-        frame = (predictions or {}).get(run_id)
-        probs = frame[[c for c in frame.columns if c.startswith("prob_")]] if frame is not None else None
-        return float((probs.max() - probs.min()).max()) if probs is not None and probs.shape[1] else np.nan
-
-    spreads = trials["run_id"].map(spread) if "run_id" in trials else pd.Series(np.nan, index=trials.index)
-    return spreads.lt(COLLAPSED_SPREAD).where(spreads.notna(), trials["test_auc"] == 0.5).astype(bool)
 
 
 def classes_of(predictions: dict) -> tuple[str, ...]:
@@ -102,23 +90,66 @@ def paired_differences(arms: pd.DataFrame, keys: list[str]) -> pd.Series:
     return joined["test_auc"] - joined["baseline_auc"]
 
 
-def leaderboard(trials: pd.DataFrame, level: float = 0.95, predictions: dict | None = None) -> pd.DataFrame:
-    """One row per init × model × n (× swept values): test AUC mean and CI over arms (seeds × repeats; a
-    cross-validated arm is its pooled folds), Δ vs the untrained baseline with a Holm-adjusted verdict, best
-    validation AUC (and how many trials saturated it), each external set's metric, test-set size."""
+IMAGE_LEVEL = "paired test images (DeLong) + seeds, Holm over this table"
+CONDITIONAL = "t over arms: conditional on this test set, no verdict"
+
+
+def arm_effect(trials: pd.DataFrame, scores, terms: list) -> Effect | None:
+    """The image-level Effect of a contrast of arms (a single arm: its AUC), seeds × repeats as clusters; None
+    without predictions for it."""
+    if scores is None:
+        return None
+    cells = scores.cells(trials, terms, ARM_MATCH)
+    return image_level_effect(cells, scores.images) if cells else None
+
+
+def baseline_terms(trials: pd.DataFrame, row: pd.Series, keys: list[str]) -> list | None:
+    """(row's trials, +1), (the baseline init's trials of the same model, n and swept values, −1); None where the
+    row is the baseline or the study has none."""
+    baselines = sorted(trials.loc[trials["strategy"].map(is_baseline), "init"].unique())
+    if not baselines or row["init"] in baselines:
+        return None
+    same = np.logical_and.reduce([trials[k].astype(str) == str(row[k]) for k in keys if k != "init"])
+    return [(same & (trials["init"] == row["init"]), 1.0), (same & (trials["init"] == baselines[0]), -1.0)]
+
+
+def leaderboard(trials: pd.DataFrame, level: float = 0.95, predictions: dict | None = None,
+                alpha: float = 0.05, power: float = 0.8) -> pd.DataFrame:
+    """One row per init × model × n (× swept values): test AUC and Δ vs the untrained baseline, each with an
+    interval that carries both the test-set and the seed variance (paired test images + seed clusters) and a
+    Holm-adjusted verdict over the table; without predictions, a t interval over arms that is conditional on this
+    test set and decides nothing. Also: best validation AUC (how many trials saturated it), runs that never
+    learned, each external set's metric, test-set size."""
     keys = [*GROUP, *swept_columns(trials)]
     arms, how = arm_table(trials, keys, predictions)
     arms = arms.assign(_diff=paired_differences(arms, keys))
+    scores = image_scores(trials, predictions)
+    never = trials.assign(_collapsed=collapsed(trials)).groupby(keys, dropna=False)["_collapsed"].sum()
     rows = []
     for values, g in arms.groupby(keys, dropna=False):
-        mean, low, high, _ = t_interval(g["test_auc"])
-        low, high = max(low, 0.0), min(high, 1.0)  # an AUC interval past [0, 1] says: too few runs
-        diff, diff_low, diff_high, p = t_interval(g["_diff"]) if not is_baseline(g["strategy"].iloc[0]) \
-            else (np.nan,) * 4
-        row = dict(zip(keys, values), runs=len(g), trials=int(g["_trials"].sum()), test_auc=mean, ci_low=low,
-                   ci_high=high, diff_vs_random=diff, diff_ci_low=diff_low, diff_ci_high=diff_high, p=p,
-                   best_val_auc=g["best_val_auc"].mean(),
-                   saturated_val=int(g["_saturated"].sum()), collapsed=int(g["_collapsed"].sum()),
+        row = dict(zip(keys, values))
+        mask = np.logical_and.reduce([trials[k].astype(str) == str(v) for k, v in row.items()])
+        auc = arm_effect(trials, scores, [(mask, 1.0)])
+        if auc is not None:
+            mean, low, high = auc.estimate, auc.ci_low, auc.ci_high
+        else:
+            mean, low, high, _ = t_interval(g["test_auc"], level)
+        terms = baseline_terms(trials, pd.Series(row), keys)
+        diff = arm_effect(trials, scores, terms) if terms else None
+        if diff is not None:
+            p = decision_p(diff, "greater", 0.0)[0]
+            d, d_low, d_high, se, df, inference = (diff.estimate, diff.ci_low, diff.ci_high, diff.se, diff.df,
+                                                   IMAGE_LEVEL)
+        elif terms:
+            (d, d_low, d_high, _), p, se, df = t_interval(g["_diff"], level), np.nan, np.nan, np.nan
+            inference = CONDITIONAL
+        else:
+            d = d_low = d_high = p = se = df = np.nan
+            inference = ""
+        row.update(runs=len(g), trials=int(g["_trials"].sum()), test_auc=mean, ci_low=max(low, 0.0),
+                   ci_high=min(high, 1.0), diff_vs_random=d, diff_ci_low=d_low, diff_ci_high=d_high, p=p,
+                   _se=se, _df=df, inference=inference, best_val_auc=g["best_val_auc"].mean(),
+                   saturated_val=int(g["_saturated"].sum()), collapsed=int(never.get(values, 0)),
                    n_test=int(pd.to_numeric(g.get("param.n_test"), errors="coerce").max())
                    if "param.n_test" in g else np.nan, arm=how)
         row.update({c: g[c].mean() for c in external_columns(arms)})
@@ -128,8 +159,13 @@ def leaderboard(trials: pd.DataFrame, level: float = 0.95, predictions: dict | N
     board["p_holm"] = np.nan
     if tested.any():
         board.loc[tested, "p_holm"] = holm(board.loc[tested, "p"].to_numpy())
-    board["verdict"] = [verdict(d, p) for d, p in zip(board["diff_vs_random"], board["p_holm"])]
-    board = board.rename(columns={c: c[len("param."):] for c in keys if c.startswith("param.")})
+    first_step = alpha / max(int(tested.sum()), 1)
+    board["mde"] = [minimum_detectable_effect(t_effect(0.0, se, df, 0, 0), first_step, power) if ok else np.nan
+                    for se, df, ok in zip(board["_se"], board["_df"], tested)]
+    board["verdict"] = [verdict(d, p, alpha, how) for d, p, how in
+                        zip(board["diff_vs_random"], board["p_holm"], board["inference"])]
+    board = board.drop(columns=["_se", "_df"]).rename(columns={c: c[len("param."):] for c in keys
+                                                               if c.startswith("param.")})
     return sort_by_n(board, ("model", "init", *[c[len("param."):] for c in keys[3:]]))
 
 
@@ -139,10 +175,13 @@ def external_label(column: str) -> str:
     return f"{name} {'AUC' if metric == 'auc' else metric}"
 
 
-def verdict(diff: float, p_adjusted: float, alpha: float = 0.05) -> str:
-    """'better' / 'worse' than random when the Holm-adjusted p is below alpha, else 'no difference shown'."""
+def verdict(diff: float, p_adjusted: float, alpha: float = 0.05, inference: str = IMAGE_LEVEL) -> str:
+    """'better' / 'worse' than random when the Holm-adjusted p is below alpha, else 'no difference shown'; an
+    interval conditional on this test set gets no verdict."""
+    if inference == CONDITIONAL:
+        return "conditional on this test set"
     if np.isnan(p_adjusted):
-        return "baseline" if np.isnan(diff) else "too few seeds"
+        return "baseline" if np.isnan(diff) else "not decided (too few seeds or zero spread)"
     if p_adjusted >= alpha:
         return "no difference shown"
     return "better" if diff > 0 else "worse"
@@ -160,8 +199,8 @@ def leaderboard_lines(board: pd.DataFrame) -> list[str]:
         diff = (f"Δ vs random {r['diff_vs_random']:+.3f} ({r['verdict']})"
                 if not np.isnan(r["diff_vs_random"]) else f"({r['verdict']})")
         external = "".join(f"  {external_label(c)} {r[c]:.3f}" for c in external_sets if not np.isnan(r[c]))
-        collapsed = f"  collapsed={r['collapsed']}" if r.get("collapsed", 0) else ""
-        lines.append(f"{what}  test AUC {r['test_auc']:.3f} {ci}  {diff}{external}  runs={r['runs']}{collapsed}")
+        never = f"  never learned {r['collapsed']}/{r['trials']} (warning)" if r.get("collapsed", 0) else ""
+        lines.append(f"{what}  test AUC {r['test_auc']:.3f} {ci}  {diff}{external}  runs={r['runs']}{never}")
     return lines
 
 
@@ -172,17 +211,18 @@ def leaderboard_metrics(board: pd.DataFrame) -> dict[str, float]:
     for _, r in board.iterrows():
         name = "/".join(["leaderboard", str(r["init"]), str(r["model"]), f"n_{r['n_per_class']}",
                          *[f"{c}_{r[c]}" for c in extra]])
-        for column in ("test_auc", "ci_low", "ci_high", "diff_vs_random",
+        for column in ("test_auc", "ci_low", "ci_high", "diff_vs_random", "diff_ci_low", "diff_ci_high", "p_holm",
+                       "collapsed",
                        *[c for c in board.columns if c.startswith("external/")]):
-            if not np.isnan(r[column]):
+            if column in r and not np.isnan(r[column]):
                 out[f"{name}/{column}"] = float(r[column])
     return out
 
 
 def with_report_verdicts(board: pd.DataFrame, verdicts: list) -> pd.DataFrame:
-    """Where the report's H1 comparisons (image-level paired inference, Holm over the whole report) cover a row's
-    init at its n, use their Δ, CI, adjusted verdict and minimum detectable effect instead of the seed t interval."""
-    board = board.assign(mde=np.nan, inference="t over arms (seeds × repeats), Holm over this table")
+    """Where the report's H1 comparisons (the same image-level inference, Holm over the whole report) cover a
+    row's init at its n, show their Δ, CI, adjusted verdict and minimum detectable effect, so a row and its
+    hypothesis never disagree."""
     for v in verdicts:
         if v.hypothesis != "H1" or "n=" not in v.comparison or not np.isfinite(v.effect.estimate):
             continue
@@ -206,6 +246,7 @@ def display_table(board: pd.DataFrame) -> pd.DataFrame:
     out["Δ vs random"] = board["diff_vs_random"]
     out["Δ 95% CI"] = [interval(lo, hi) for lo, hi in zip(board["diff_ci_low"], board["diff_ci_high"])]
     out["verdict (adjusted)"] = board["verdict"]
+    out["never learned"] = [f"{k}/{n}" if k else "" for k, n in zip(board["collapsed"], board["trials"])]
     if "mde" in board and board["mde"].notna().any():
         out["mde"] = board["mde"]
     for column in (c for c in board.columns if c.startswith("external/")):
@@ -255,15 +296,31 @@ def leaderboard_section(trials: pd.DataFrame, verdicts: list, confusion: dict | 
     arm = (f"an arm is one seed × repeat, its test AUC that of its folds' {board['arm'].iloc[0]} (every image "
            "tested once)" if folds else "an arm is one seed's run")
     external = [external_label(c) for c in board.columns if c.startswith("external/")]
+    conditional = (board["inference"] == CONDITIONAL).any()
     parts = [html.paragraph(
-        f"Test AUC per init × model × n per class: mean over arms with a 95% t interval ({arm}); Δ vs random is "
-        f"the paired difference to the untrained-init arm of the same model, n, seed{' and repeat' if folds else ''}. "
-        f"Verdicts are Holm-adjusted: a row that is one of the hypotheses' H1 comparisons below takes that "
-        f"comparison's Δ, interval and verdict (paired test images, adjusted over the whole report); other rows a "
-        f"paired t over arms, adjusted over this table. Test set: {int(n_test) if n_test == n_test else 'unknown'} "
-        f"images per arm{'' if folds else ', the same for every run'}."
+        f"Test AUC per init × model × n per class ({arm}), and Δ vs random, the paired difference to the "
+        f"untrained-init arm of the same model, n, seed{' and repeat' if folds else ''}. Their 95% intervals carry "
+        "both sources of error: the test set (patients resampled within class, DeLong) and the seeds "
+        f"{'and repeats ' if folds else ''}as clusters (t with degrees of freedom the seeds can support), so they "
+        "cover the difference a fresh test set from the same population would show. Verdicts are Holm-adjusted "
+        "over this table (a row that is one of the hypotheses' H1 comparisons below shows that comparison, "
+        "adjusted over the whole report); the mde column is the minimum detectable effect at Holm's first step. "
+        f"Test set: {int(n_test) if n_test == n_test else 'unknown'} images per arm"
+        f"{'' if folds else ', the same for every run'}."
+        + (" Rows without test predictions show a t interval over arms only: it is conditional on this test set "
+           "(images that happen to favour one init move every seed alike), so those rows make no better/worse "
+           "claim." if conditional else "")
         + (f" External sets, mean over arms ({', '.join(external)}): AUC where a set has both classes, else the "
-           "sensitivity or specificity it can measure, at the trial's own threshold." if external else ""))]
+           "sensitivity or specificity it can measure, at the trial's own threshold; no comparison is made on "
+           "them." if external else ""))]
+    never = board[board["collapsed"] > 0]
+    if len(never):
+        arms_named = "; ".join(f"{r['init']} / {r['model']} at n={r['n_per_class']}: {r['collapsed']} of {r['trials']}"
+                               for _, r in never.iterrows())
+        parts.append(html.warning(
+            f"runs that never learned (best validation AUC within chance of 0.5): {arms_named}. They are averaged in "
+            "(AUC ≈ 0.5), which lowers the arm's mean and widens its interval; check the learning rate, epochs and "
+            "data of these arms."))
     if saturated:
         parts.append(html.warning(
             f"{saturated} of {len(trials)} trials reached a best validation AUC ≥ {SATURATED_VAL_AUC}: the validation "

@@ -15,7 +15,7 @@ from scipy import stats as st
 from xfer.analysis.delong import influence_variance
 
 MIN_CLUSTERS = 3  # fewer seeds/repeats than this cannot support or refute anything
-Claim = Literal["greater", "non_inferior", "equivalent"]
+Claim = Literal["greater", "beyond", "non_inferior", "equivalent"]
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,42 @@ class ImageCell:
     influence: np.ndarray  # per test image (in the order of `images`), the same contrast of DeLong influences
 
 
-def image_level_effect(cells: Sequence[ImageCell], images: pd.DataFrame, level: float = 0.95) -> Effect:
-    """Mean contrast over seed clusters with variance from both sources, by the method of moments:
-    test patients resampled within class (DeLong, cluster-robust) plus the seed-to-seed spread beyond what the
-    seeds' own image noise explains. `images`: one row per test image (columns `patient`, `label`) in the order of
-    the cells' influences. Satterthwaite df."""
+SEED_PART_CONFIDENCE = 0.9  # the df use the seed mean square at this upper confidence limit (few-cluster honesty)
+
+
+@dataclass(frozen=True)
+class Components:
+    """The variance of a mean contrast over seeds, by source: what this test set does to every seed alike
+    (`shared`, `image_df` df), each seed's own spread (`per_seed`, s − 1 df; its own image noise included)
+    and the part of it that is image noise (`own_noise`, estimated from the images: a floor)."""
+
+    estimate: float
+    shared: float
+    per_seed: float
+    own_noise: float
+    image_df: float
+    seeds: int
+
+    def variance(self, seeds: int | None = None) -> float:
+        """Var of the mean contrast over `seeds` seeds (default: those observed)."""
+        k = seeds or self.seeds
+        return self.shared + max(self.per_seed, self.own_noise) / k
+
+    def df(self, seeds: int | None = None) -> float:
+        """Satterthwaite df with the seed part at its upper confidence limit from `seeds` seeds (default: those
+        observed; other counts: the df a study with that many seeds would report, at this per-seed spread)."""
+        k = seeds or self.seeds
+        if k < 2:
+            return self.image_df
+        upper = max(self.per_seed * (k - 1) / st.chi2.ppf(1 - SEED_PART_CONFIDENCE, k - 1), self.own_noise) / k
+        return (self.shared + upper) ** 2 / (self.shared ** 2 / self.image_df + upper ** 2 / (k - 1)) \
+            if upper > 0 else float(k - 1)
+
+
+def variance_components(cells: Sequence[ImageCell], images: pd.DataFrame) -> Components:
+    """Components of a contrast's seed clusters (cells averaged within a cluster first), by the method of moments:
+    test patients resampled within class (DeLong, cluster-robust) and the seed-to-seed spread. `images`: one row
+    per test image (columns `patient`, `label`) in the order of the cells' influences."""
     groups: dict[tuple, list[ImageCell]] = {}
     for cell in cells:
         groups.setdefault(cell.cluster, []).append(cell)
@@ -70,29 +101,36 @@ def image_level_effect(cells: Sequence[ImageCell], images: pd.DataFrame, level: 
     influences = np.array([np.mean([c.influence for c in g], axis=0) for g in groups.values()])
     s = len(estimates)
     image_var = influence_variance(influences.mean(0), strata, patients)
-    image_df = max(len(np.unique(patients)) - len(np.unique(strata)), 1)
-    seed_var, between = 0.0, 0.0
-    if s > 1:
-        own = np.mean([influence_variance(i, strata, patients) for i in influences])
-        seed_image_noise = max(own - image_var, 0.0) * s / (s - 1)  # each seed's own image noise
-        between = estimates.var(ddof=1)
-        seed_var = max(between - seed_image_noise, 0.0) / s
-    total = image_var + seed_var
-    # Satterthwaite; the seed part's uncertainty is that of the whole between-seed mean square (s − 1 df)
-    denominator = image_var ** 2 / image_df + ((between / s) ** 2 / (s - 1) if s > 1 else 0.0)
-    df = total ** 2 / denominator if denominator > 0 else float(image_df)
-    return t_effect(estimates.mean(), np.sqrt(total), df, s, len(cells), len(images), len(np.unique(patients)),
+    image_df = float(max(len(np.unique(patients)) - len(np.unique(strata)), 1))
+    if s < 2:
+        return Components(float(estimates.mean()), image_var, 0.0, 0.0, image_df, s)
+    own = np.mean([influence_variance(i, strata, patients) for i in influences])
+    own_noise = max(own - image_var, 0.0) * s / (s - 1)  # each seed's own image noise
+    shared = max(image_var - own_noise / s, 0.0)
+    return Components(float(estimates.mean()), shared, float(estimates.var(ddof=1)), own_noise, image_df, s)
+
+
+def image_level_effect(cells: Sequence[ImageCell], images: pd.DataFrame, level: float = 0.95) -> Effect:
+    """Mean contrast over seed clusters with variance from both sources (`variance_components`). Satterthwaite
+    df with the seed part at its upper confidence limit, so a between-seed spread that came out small by chance
+    never buys more df than its s − 1 support."""
+    c = variance_components(cells, images)
+    patients = images["patient"].astype(str).nunique()
+    return t_effect(c.estimate, np.sqrt(c.variance()), c.df(), c.seeds, len(cells), len(images), patients,
                     level=level)
 
 
-def cluster_effect(values: np.ndarray, clusters: Sequence, unit: str, level: float = 0.95) -> Effect:
-    """Mean of paired differences averaged within each seed/repeat cluster first; t interval over clusters."""
+def cluster_effect(values: np.ndarray, clusters: Sequence, unit: str, level: float = 0.95,
+                   resolution: float = 0.0) -> Effect:
+    """Mean of paired differences averaged within each seed/repeat cluster first; t interval over clusters.
+    `resolution`: the measurement's step (1 for whole epochs); the spread is never taken below its rounding
+    error (step²/12), so identical contrasts are not read as a zero standard error."""
     frame = pd.DataFrame({"value": np.asarray(values, dtype=float), "cluster": list(clusters)}).dropna()
     means = frame.groupby("cluster")["value"].mean().to_numpy()
     s = len(means)
     if s == 0:
         return no_effect(unit)
-    se = means.std(ddof=1) / np.sqrt(s) if s > 1 else float("nan")
+    se = np.sqrt(max(means.var(ddof=1), resolution ** 2 / 12) / s) if s > 1 else float("nan")
     return t_effect(means.mean(), se, s - 1, s, len(frame), unit=unit, level=level)
 
 
@@ -116,26 +154,26 @@ def fieller_ratio(numerator: np.ndarray, denominator: np.ndarray, level: float =
 def decision_p(effect: Effect, claim: Claim, margin: float) -> tuple[float, bool]:
     """(two-sided p, supports) for the decision the estimate points to; p < α ⇔ the (1 − α) CI decides.
 
-    greater: against 0. non_inferior: against −margin. equivalent: two one-sided tests at ±margin (supports),
+    greater: against 0. beyond: against +margin (an effect that matters). non_inferior: against −margin. equivalent: two one-sided tests at ±margin (supports),
     or the nearer margin when the estimate lies outside (refutes)."""
     est, se, df = effect.estimate, effect.se, effect.df
-    if not np.isfinite(est) or not df > 0:
+    if not np.isfinite(est) or not df > 0 or not se > 0:  # a zero standard error decides nothing
         return float("nan"), False
 
     def p_beyond(distance: float) -> float:  # two-sided p of a t statistic distance / se
-        if se == 0:
-            return 0.0 if distance != 0 else 1.0
         return float(2 * st.t.sf(abs(distance) / se, df))
 
     if claim == "greater":
         return p_beyond(est), est > 0
+    if claim == "beyond":
+        return p_beyond(est - margin), est > margin
     if claim == "non_inferior":
         return p_beyond(est + margin), est > -margin
     if claim == "equivalent":
         if abs(est) < margin:
             return min(1.0, max(p_beyond(est + margin), p_beyond(margin - est))), True
         return p_beyond(abs(est) - margin), False
-    raise ValueError(f"unknown claim {claim!r}; use greater, non_inferior or equivalent")
+    raise ValueError(f"unknown claim {claim!r}; use greater, beyond, non_inferior or equivalent")
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
@@ -170,6 +208,9 @@ def decide(effect: Effect, claim: Claim, margin: float, p_adjusted: float, mde: 
     if effect.clusters < min_clusters:
         return "inconclusive", (f"too few seeds: {effect.clusters} seed/repeat cluster(s), need at least "
                                 f"{min_clusters} ({effect.pairs} matched pairs)")
+    if effect.se == 0:
+        return "inconclusive", (f"zero spread: all {effect.clusters} seed/repeat clusters gave the same contrast "
+                                f"{effect.estimate:.3g} {unit}; a zero standard error decides nothing")
     ci = f"{effect.level:.0%} CI [{effect.ci_low:.3g}, {effect.ci_high:.3g}] {unit}"
     sample = (f"{effect.images} test images of {effect.patients} patients × {effect.clusters} seeds"
               if effect.images else f"{effect.clusters} seeds, {effect.pairs} pairs")
@@ -180,7 +221,7 @@ def decide(effect: Effect, claim: Claim, margin: float, p_adjusted: float, mde: 
             return "underpowered", (f"minimum detectable effect {mde:.3g} {unit} ({power:.0%} power) > margin "
                                     f"{power_margin:g} with {sample}; {ci}; {adjusted} ≥ {alpha:g}")
         return "inconclusive", f"{ci}; {adjusted} ≥ {alpha:g}"
-    target = {"greater": "0", "non_inferior": f"−{margin:g} (non-inferiority margin)",
+    target = {"greater": "0", "beyond": f"+{margin:g} (the smallest effect that matters)", "non_inferior": f"−{margin:g} (non-inferiority margin)",
               "equivalent": f"±{margin:g} (equivalence margin)"}[claim]
     if supports:
         where = "inside" if claim == "equivalent" else "above"

@@ -1,0 +1,146 @@
+"""What every hypothesis shares: the typed context it reads, the registry it joins, and planned comparisons.
+
+A hypothesis is one function `(Context) -> list[Comparison]` in its own module, registered with `@hypothesis`;
+the family (xfer.analysis.hypotheses.family) Holm-adjusts whatever the registry holds. Strategies are asked what
+they are (`xfer.inits.strategy_info`: pretrained, weights, source domain); no strategy is named here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import pandas as pd
+
+from xfer.analysis.paired import ImageScores, Term, present, value_contrasts
+from xfer.analysis.stats import Claim, Effect, cluster_effect, image_level_effect, no_effect
+from xfer.config import AnalysisConfig
+from xfer.inits import strategy_info
+from xfer.registry import Registry
+
+PAIR_KEYS = ("model", "n_per_class", "seed", "repeat", "fold")  # those present
+SAME_WEIGHTS = "same weights — not compared"
+WEIGHTS_HASH = "param.init.weights_hash"  # a hash of the initial weights, where trials log one
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a hypothesis may read: the finished trials (with `epochs_to_target`, `reached_target` and `collapsed`
+    where val-AUC histories exist), the test-image scores, per-block CKA and its floor, and the settings."""
+
+    trials: pd.DataFrame
+    scores: ImageScores | None
+    cka: pd.DataFrame
+    cka_floor: pd.DataFrame | None
+    cfg: AnalysisConfig
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One planned comparison before the family is adjusted; `fixed` is a verdict reached without testing."""
+
+    hypothesis: str
+    comparison: str
+    effect: Effect
+    power_margin: float  # smallest difference worth detecting, in the effect's unit
+    claim: Claim = "greater"
+    margin: float = 0.0  # decision threshold of beyond / non_inferior / equivalent claims
+    note: str = ""
+    fixed: str = ""
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A registered hypothesis: its claim in words and the function that plans its comparisons."""
+
+    name: str
+    claim: str
+    plan: Callable[[Context], list[Comparison]]
+
+
+HYPOTHESES: Registry[Hypothesis] = Registry("hypothesis")
+
+
+def hypothesis(name: str, claim: str) -> Callable:
+    """Register `plan(context) -> list[Comparison]` as hypothesis `name` (reports list them in name order)."""
+    def add(plan: Callable[[Context], list[Comparison]]) -> Callable[[Context], list[Comparison]]:
+        HYPOTHESES.register(name)(Hypothesis(name, claim, plan))
+        return plan
+
+    return add
+
+
+def untestable(h: str, comparison: str, why: str, verdict: str = "inconclusive", unit: str = "AUC") -> Comparison:
+    """A comparison the study cannot make (missing strategies, predictions or measurements, or same weights)."""
+    return Comparison(h, comparison, no_effect(unit), float("nan"), fixed=verdict, why=why)
+
+
+def infos(trials: pd.DataFrame) -> dict:
+    """Init label → its strategy's declared StrategyInfo."""
+    first = trials.drop_duplicates("init")
+    return {i: strategy_info(s) for i, s in zip(first["init"], first["strategy"])}
+
+
+def info(trials: pd.DataFrame, init: str):
+    return infos(trials[trials["init"] == init])[init]
+
+
+def inits_where(trials: pd.DataFrame, **declared) -> list[str]:
+    """Init labels whose strategy declares the given StrategyInfo values, e.g. pretrained=True."""
+    return sorted(i for i, d in infos(trials).items() if all(getattr(d, k) == v for k, v in declared.items()))
+
+
+def weights_identity(trials: pd.DataFrame, init: str) -> tuple:
+    """What fixes an init's starting weights: their logged hash, else how they arise and the resolved source."""
+    rows = trials[trials["init"] == init]
+    if WEIGHTS_HASH in rows and rows[WEIGHTS_HASH].notna().all():
+        return tuple(sorted(rows[WEIGHTS_HASH].unique()))
+    source = tuple(sorted(rows.get("param.init.source", pd.Series(["?"])).fillna("?").unique()))
+    return info(trials, init).weights, source
+
+
+def same_weights(trials: pd.DataFrame, a: str, b: str) -> bool:
+    return a != b and weights_identity(trials, a) == weights_identity(trials, b)
+
+
+def is_init(trials: pd.DataFrame, init: str, n=None) -> pd.Series:
+    mask = trials["init"] == init
+    return mask if n is None else mask & (trials["n_per_class"] == n)
+
+
+def random_and_pretrained(trials: pd.DataFrame) -> tuple[str | None, list[str]]:
+    """The framework-init baseline (None if absent) and the pretrained inits."""
+    baselines = inits_where(trials, weights="default")
+    return (baselines[0] if baselines else None), inits_where(trials, pretrained=True)
+
+
+def statistics_control(trials: pd.DataFrame, pretrained: str) -> str | None:
+    """The statistics-drawing (mean-var) init of the same source as a pretrained init: its scale without its
+    features; None where the study has none."""
+    source = weights_identity(trials, pretrained)[-1]
+    drawn = [i for i in inits_where(trials, weights="drawn") if weights_identity(trials, i)[-1] == source]
+    return drawn[0] if drawn else None
+
+
+def auc_comparison(h: str, label: str, ctx: Context, terms: list[Term], keys: tuple[str, ...],
+                   claim: Claim = "greater", note: str = "", trials: pd.DataFrame | None = None) -> Comparison:
+    """A test-AUC contrast at the image level (patients within class × seed clusters)."""
+    trials = ctx.trials if trials is None else trials
+    if ctx.scores is None:
+        return untestable(h, label, "needs the trials' test predictions (eval/test_predictions.csv) to resample "
+                                    "test images; pass predictions to evaluate_hypotheses")
+    cells = ctx.scores.cells(trials, terms, keys)
+    if not cells:
+        return untestable(h, label, "no trials with predictions share " + ", ".join(present(trials, keys)))
+    margin = ctx.cfg.equivalence_margin
+    return Comparison(h, label, image_level_effect(cells, ctx.scores.images), margin, claim,
+                      margin if claim != "greater" else 0.0, note)
+
+
+def value_comparison(h: str, label: str, trials: pd.DataFrame, column: str, terms: list[Term], unit: str,
+                     power_margin: float, note: str = "", claim: Claim = "greater", margin: float = 0.0,
+                     resolution: float = 0.0) -> Comparison:
+    """A contrast of a per-trial value (epochs, CKA), t interval over seed clusters."""
+    values, clusters = value_contrasts(trials, column, terms, PAIR_KEYS)
+    return Comparison(h, label, cluster_effect(values, clusters, unit, resolution=resolution), power_margin, claim,
+                      margin, note)
