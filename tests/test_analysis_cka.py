@@ -82,7 +82,10 @@ def simulated_h6(second_change: tuple[float, ...], seeds: int = 8) -> pd.DataFra
 
 def test_feature_reuse_separates_a_pretrained_from_a_random_init():
     h6 = simulated_h6(LOWER_KEPT)
-    assert list(h6["verdict"]) == ["supported", "supported"], h6["reason"].tolist()
+    # lower blocks kept: Δ CKA of the lower blocks ≈ 0.6, far beyond the 0.15 margin; the lower − upper contrast is
+    # smaller (kept lower blocks also keep the upper ones' inputs), ≈ 0.11 with an interval across the margin:
+    # a claim is made only beyond the margin, so that one stays undecided
+    assert list(h6["verdict"]) == ["supported", "inconclusive"], h6["reason"].tolist()
     assert (h6["estimate"] > 0).all()
 
 

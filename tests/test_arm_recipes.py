@@ -1,6 +1,5 @@
 """An arm's own training values (`trials.init[i].train`): they override the study's train block for that arm only,
 are checked at load, are logged as the trial's train params, and never split the arms' comparisons."""
-import numpy as np
 import pandas as pd
 import pytest
 
