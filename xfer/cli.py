@@ -82,7 +82,8 @@ def weights_check(args: argparse.Namespace) -> int:
 DELEGATED = {"run": ("xfer.run", "run a study YAML (stages → trials → report), or one stage recipe"),
              "report": ("xfer.report", "rebuild a study's report from MLflow"),
              "predict": ("xfer.predict", "classify images with a trained trial (run id or checkpoint)"),
-             "explain": ("xfer.explain", "Grad-CAM and saliency of a trained trial on images")}
+             "explain": ("xfer.explain", "Grad-CAM and saliency of a trained trial on images"),
+             "plan": ("xfer.seed_plan", "seeds each comparison needs for a target mde, from a pilot's runs")}
 
 
 # xfer's errors → exit codes, most specific first, as (module, class name): an error can only be of a class whose

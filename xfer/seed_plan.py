@@ -1,0 +1,127 @@
+"""`xfer plan STUDY.yaml`: how many seeds each planned comparison needs, from a pilot's finished runs.
+
+For every n and every init against the study's baseline (random), the pilot's paired test predictions give the
+variance components the verdicts use (the test set's shared part, the seed-to-seed part); `analysis.plan` turns
+them into the minimum detectable effect (mde) now, the seeds a target mde needs, and the wall time of those seeds
+at the pilot's measured seconds per trial."""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class PlannedComparison:
+    """One comparison of the plan: its pilot's mde and seeds, the seeds the target needs and their cost."""
+
+    n_per_class: str
+    comparison: str
+    pilot_seeds: int
+    estimate: float
+    mde_now: float
+    seeds_needed: Optional[int]  # None: the shared test-set part alone is above the target
+    floor: float
+    seconds_per_trial: float
+
+
+def plan_comparisons(study, trials, predictions, durations: dict[str, float], target: float) -> list[PlannedComparison]:
+    """Every (n, init − baseline) comparison of the study that the pilot's predictions can pair."""
+    import numpy as np
+
+    from xfer.analysis.leaderboard import ARM_MATCH, is_baseline
+    from xfer.analysis.paired import image_scores
+    from xfer.analysis.plan import plan_comparison
+    from xfer.analysis.stats import variance_components
+
+    scores = image_scores(trials, predictions)
+    if scores is None:
+        return []
+    baselines = sorted(trials.loc[trials["strategy"].map(is_baseline), "init"].unique())
+    if not baselines:
+        return []
+    inits = [i.name for i in study.trials.init if i.name in set(trials["init"]) and i.name != baselines[0]]
+    sizes = [str(n) for n in study.trials.n_per_class if str(n) in set(trials["n_per_class"].astype(str))]
+    family = len(inits) * len(sizes)
+    out = []
+    for n in sizes:
+        at_n = trials["n_per_class"].astype(str) == n
+        for init in inits:
+            terms = [(at_n & (trials["init"] == init), 1.0), (at_n & (trials["init"] == baselines[0]), -1.0)]
+            cells = scores.cells(trials, terms, ARM_MATCH)
+            if len(cells) < 2:
+                continue
+            components = variance_components(cells, scores.images)
+            plan = plan_comparison(f"{init} − {baselines[0]}", components, target, study.analysis.alpha,
+                                   study.analysis.power, comparisons=family)
+            runs = trials.loc[at_n & trials["init"].isin([init, baselines[0]]), "run_id"]
+            seconds = float(np.nanmean([durations.get(r, np.nan) for r in runs])) if len(runs) else math.nan
+            out.append(PlannedComparison(n, plan.comparison, plan.pilot_seeds, components.estimate, plan.mde_now,
+                                         plan.seeds_needed, plan.floor, seconds))
+    return out
+
+
+def plan_lines(plans: list[PlannedComparison], study, target: float, slots: int) -> list[str]:
+    """The plan as the console prints it: a row per comparison, then the seeds per n and their wall time."""
+    from xfer.console import duration
+
+    if not plans:
+        return ["no comparison to plan: the pilot has no paired test predictions of an init and the baseline "
+                "at any n (run a few seeds of the study first, or name a pilot experiment with --from)"]
+    lines = [f"target: minimum detectable effect {target:.3f} AUC at power {study.analysis.power:.0%}, "
+             f"α {study.analysis.alpha} (Holm over {len(plans)} comparisons)",
+             f"{'n':>5}  {'comparison':<28} {'pilot Δ':>8} {'seeds':>5} {'mde now':>8} {'floor':>6} {'needed':>7}"]
+    for p in plans:
+        needed = str(p.seeds_needed) if p.seeds_needed else "never"
+        lines.append(f"{p.n_per_class:>5}  {p.comparison:<28} {p.estimate:>+8.3f} {p.pilot_seeds:>5} "
+                     f"{p.mde_now:>8.3f} {p.floor:>6.3f} {needed:>7}")
+    per_n: dict[str, list[PlannedComparison]] = {}
+    for p in plans:
+        per_n.setdefault(p.n_per_class, []).append(p)
+    inits = len(study.trials.init)
+    folds = (study.data.split.folds or 1) * study.data.split.fold_repeats
+    total, seeds = 0.0, {}
+    for n, group in per_n.items():
+        reachable = [p.seeds_needed for p in group if p.seeds_needed]
+        seeds[n] = max(reachable) if reachable else max(p.pilot_seeds for p in group)
+        total += seeds[n] * inits * folds * float(group[0].seconds_per_trial)
+    lines.append("recommended trials.seeds: {" + ", ".join(f"{n}: {k}" for n, k in seeds.items()) + "}"
+                 + ("  (where no count reaches the target, the pilot's: the test set's own variance, the floor, "
+                    "is above it — a larger test set helps, more seeds do not)" if any(
+                        p.seeds_needed is None for p in plans) else ""))
+    if math.isfinite(total):
+        lines.append(f"wall time at the pilot's seconds per trial: ~{duration(total / max(slots, 1))} on {slots} "
+                     f"slot(s); ~{duration(total / max(slots, 1) / 4)} on 4× as many (GPUs or cluster slots)")
+    return lines
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    from xfer import track
+    from xfer.analysis.collect import load_study_runs, test_predictions
+    from xfer.load import load_study
+
+    parser = argparse.ArgumentParser(prog="xfer plan", description=__doc__.splitlines()[0])
+    parser.add_argument("study", type=Path, help="the study YAML to plan")
+    parser.add_argument("--from", dest="pilot", help="the pilot's MLflow experiment (default: the study's own)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: the study's)")
+    parser.add_argument("--target-mde", type=float, default=0.05, help="the AUC difference to detect (default 0.05)")
+    parser.add_argument("--slots", type=int, default=None, help="trials at once (default: this machine's cores)")
+    args = parser.parse_args(argv)
+    study = load_study(args.study)
+    uri, experiment = track.tracking_for(study.tracking, study.name)
+    uri, experiment = args.tracking_uri or uri, args.pilot or experiment
+    runs = load_study_runs(uri, experiment)
+    client = track.client(uri)
+    durations = {r.info.run_id: (r.info.end_time - r.info.start_time) / 1000 for r in client.search_runs(
+        [runs.experiment_id], track.kind_filter(track.TRIAL), max_results=50000) if r.info.end_time}
+    predictions = test_predictions(client, list(runs.trials["run_id"]))
+    plans = plan_comparisons(study, runs.trials, predictions, durations, args.target_mde)
+    import os
+
+    slots = args.slots or max(1, int((os.cpu_count() or 1) // max(study.resources.cpu, 1)))
+    print(f"pilot: {len(runs.trials)} finished trials of experiment {experiment!r} in {uri}")
+    for line in plan_lines(plans, study, args.target_mde, slots):
+        print(line)
+    return 0
