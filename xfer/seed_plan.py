@@ -57,7 +57,8 @@ def plan_comparisons(study, trials, predictions, durations: dict[str, float], ta
             plan = plan_comparison(f"{init} − {baselines[0]}", components, target, study.analysis.alpha,
                                    study.analysis.power, comparisons=family)
             runs = trials.loc[at_n & trials["init"].isin([init, baselines[0]]), "run_id"]
-            seconds = float(np.nanmean([durations.get(r, np.nan) for r in runs])) if len(runs) else math.nan
+            measured = [durations[r] for r in runs if r in durations]
+            seconds = float(np.mean(measured)) if measured else math.nan
             out.append(PlannedComparison(n, plan.comparison, plan.pilot_seeds, components.estimate, plan.mde_now,
                                          plan.seeds_needed, plan.floor, seconds))
     return out
