@@ -64,6 +64,20 @@ def wait_for_partial_study(uri: str, process: subprocess.Popen, timeout_s: float
     raise TimeoutError("no moment with a finished and a half-done trial")
 
 
+def crash_half_way(study: Path, env: dict, uri: str, log_path: Path, experiment: str) -> list[mlflow.entities.Run]:
+    """Run the study until a trial finished and another is half done, then SIGKILL it (a crash: no cleanup)."""
+    with open(log_path, "w") as log:
+        first = subprocess.Popen([sys.executable, "-m", "xfer.run", str(study), "--no-report"], cwd=ROOT, env=env,
+                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            return wait_for_partial_study(uri, first, timeout_s=600, experiment=experiment)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(first.pid, signal.SIGKILL)
+            kill_session(first.pid)
+            first.wait(30)
+
+
 @pytest.mark.slow
 def test_killed_study_resumes_without_rerunning_finished_trials(tmp_path):
     study = write_study(SMOKE, tmp_path, {
@@ -71,17 +85,7 @@ def test_killed_study_resumes_without_rerunning_finished_trials(tmp_path):
         "trials.seeds": [0, 1], "train.epochs": EPOCHS, "ray.max_concurrent": 1})
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with isolated_ray(tmp_path) as env:
-        log = open(tmp_path / "first.log", "w")
-        first = subprocess.Popen([sys.executable, "-m", "xfer.run", str(study), "--no-report"], cwd=ROOT, env=env,
-                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            before = wait_for_partial_study(uri, first, timeout_s=600)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(first.pid, signal.SIGKILL)  # a crash: no cleanup of any kind
-            kill_session(first.pid)
-            first.wait(30)
-            log.close()
+        before = crash_half_way(study, env, uri, tmp_path / "first.log", "resume")
         finished_before = {r.info.run_id: r for r in before if r.info.status == "FINISHED"}
         interrupted = {r.info.run_id for r in before if r.info.status == "RUNNING"}
         resumed = xfer_run([str(study), "--resume"], env)
@@ -148,17 +152,7 @@ def test_resume_after_a_yaml_edit_never_finishes_a_trial_with_other_settings(tmp
     study = write_study(SMOKE, tmp_path, changes)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with isolated_ray(tmp_path) as env:
-        log = open(tmp_path / "first.log", "w")
-        first = subprocess.Popen([sys.executable, "-m", "xfer.run", str(study), "--no-report"], cwd=ROOT, env=env,
-                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            wait_for_partial_study(uri, first, timeout_s=600, experiment="edited")
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(first.pid, signal.SIGKILL)
-            kill_session(first.pid)
-            first.wait(30)
-            log.close()
+        crash_half_way(study, env, uri, tmp_path / "first.log", "edited")
         study = write_study(SMOKE, tmp_path, {**changes, "train.lr": 0.001, "trials.seeds": [0, 1, 2]})
         resumed = xfer_run([str(study), "--resume"], env)
     output = resumed.stdout + resumed.stderr

@@ -43,13 +43,7 @@ def explain_image(model: torch.nn.Module, meta: CheckpointMeta, path: str, out: 
     axes[1].set_title(f"Grad-CAM: {classes[k]} (p = {probs[k]:.2f})", fontsize=8)
     axes[2].imshow(sal, cmap="hot")
     axes[2].set_title("gradient saliency", fontsize=8)
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, axes, out)
 
 
 def explain_activation(model: torch.nn.Module, meta: CheckpointMeta, out_dir: Path, target: Optional[str] = None,
@@ -81,8 +75,14 @@ def explain_activation(model: torch.nn.Module, meta: CheckpointMeta, out_dir: Pa
     ax.imshow(image, cmap="gray")
     ax.set_title(f"activation maximization: {what}\n{'mean activation' if layer else 'logit'} {before:.2f} → "
                  f"{after:.2f} ({steps} steps)", fontsize=8)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    return save_figure(fig, [ax], out)
+
+
+def save_figure(fig, axes, out: Path) -> Path:
+    """An image figure as a PNG: no ticks, tight, closed."""
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
