@@ -144,6 +144,13 @@ def test_report_opens_with_the_answer_and_its_numbers_are_leaderboard_csvs(study
     assert len(shown) == len(board) and np.allclose(shown["test_auc_x"], shown["test_auc_y"])
     per_class = pd.read_csv(report.parent / "tables" / "per_class.csv")
     assert set(per_class["run id"]) == set(runs.trials["run_id"])  # run ids where a researcher looks
+    from xfer.run import study_leaderboard
+
+    written = study_leaderboard(study["uri"], runs.trials, str(report))  # what the console and leaderboard.csv show
+    reported = pd.read_csv(report.parent / "tables" / "leaderboard.csv", dtype={"n_per_class": str})
+    assert written.equals(reported), "one leaderboard: the console, leaderboard.csv and the report agree"
+    assert {c: written[c].tolist() for c in ("test_auc", "diff_ci_low", "diff_ci_high")} == \
+        {c: reported[c].tolist() for c in ("test_auc", "diff_ci_low", "diff_ci_high")}
 
 
 def test_report_rebuilds_from_mlflow_alone(study, report, tmp_path):

@@ -170,17 +170,15 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
 
 def close_study(uri: str, experiment: str, parent: str, out: Path, summary: dict) -> None:
     """Print the leaderboard, the report path and the `xfer ui` command; put the leaderboard on the study run."""
-    from xfer.analysis.collect import NothingInMLflowError, load_study_runs, test_predictions
-    from xfer.analysis.leaderboard import leaderboard, leaderboard_lines, leaderboard_metrics
+    from xfer.analysis.collect import NothingInMLflowError, load_study_runs
+    from xfer.analysis.leaderboard import leaderboard_lines, leaderboard_metrics
 
     try:
         trials = load_study_runs(uri, experiment, parent).trials
     except NothingInMLflowError as e:  # no finished trial
         console.say(str(e))
         return
-    # cross-validated: an arm's AUC is that of its folds' pooled out-of-fold predictions
-    predictions = test_predictions(track.client(uri), list(trials["run_id"])) if "fold" in trials else None
-    board = leaderboard(trials, predictions=predictions)
+    board = study_leaderboard(uri, trials, summary.get("report"))
     board.to_csv(out / "leaderboard.csv", index=False)
     track.log_metrics(uri, parent, leaderboard_metrics(board), 0)
     track.log_file(uri, parent, out / "leaderboard.csv", "leaderboard.csv")
@@ -189,6 +187,20 @@ def close_study(uri: str, experiment: str, parent: str, out: Path, summary: dict
                 f"{console.duration(summary['wall_seconds'])}")
     for line in lines:
         console.say(line)
+
+
+def study_leaderboard(uri: str, trials, report: Optional[str]):
+    """One leaderboard for the console, leaderboard.csv and the study run: the report's own table when it was
+    built (its verdicts), else the same method on the trials' test predictions (paired images, seeds as clusters)."""
+    import pandas as pd
+
+    from xfer.analysis.collect import test_predictions
+    from xfer.analysis.leaderboard import leaderboard
+
+    built = Path(report).parent / "tables" / "leaderboard.csv" if report else None
+    if built is not None and built.is_file():
+        return pd.read_csv(built, dtype={"n_per_class": str})
+    return leaderboard(trials, predictions=test_predictions(track.client(uri), list(trials["run_id"])))
 
 
 def child_trial_runs(uri: str, experiment_id: str, parent: str) -> list:
