@@ -19,7 +19,7 @@ from xfer.config import ConfigError
 from xfer.data.root import absolutize, resolve_path
 from xfer.data import catalog
 from xfer.data.catalog import CATALOG, DatasetSource
-from xfer.data.datacli import datasets_for_study
+from xfer.datacli import datasets_for_study
 from xfer.data.fetch import MANIFEST, check_dataset, fetch_dataset, without_rows_of
 from xfer.data.root import DATA_ENV, data_root, user_data_root
 from xfer.load import load_study
@@ -147,7 +147,7 @@ def test_data_list_reports_present_missing_and_incomplete(tmp_path, monkeypatch,
     (root / "toy-broken" / "train" / "normal" / "0.png").unlink()
     missing = dataclasses.replace(entry, name="toy-missing")
     monkeypatch.setattr(catalog, "CATALOG", {e.name: e for e in (entry, broken, missing)})
-    monkeypatch.setattr("xfer.data.datacli.CATALOG", catalog.CATALOG)
+    monkeypatch.setattr("xfer.datacli.CATALOG", catalog.CATALOG)
     assert main(["data", "list", "--data-root", str(root)]) == 0
     lines = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()[1:]}
     assert lines["toy-folders"].startswith("present") and "2/2" in lines["toy-folders"]

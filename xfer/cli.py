@@ -242,7 +242,7 @@ def build_parser(data_command: bool = True) -> argparse.ArgumentParser:
     scoring.add_argument("--image-size", type=int, default=224)
     scoring.set_defaults(run=weights_check)
     if data_command:
-        from xfer.data.datacli import add_data_parser  # imports the data package: only for `xfer data`
+        from xfer.datacli import add_data_parser  # imports the data package: only for `xfer data`
 
         add_data_parser(commands)
     else:
