@@ -31,5 +31,5 @@ def test_an_init_source_is_parsed_once_where_the_config_is_built_and_never_logge
     assert (init.origin.kind, init.origin.name) == ("stage", "natural")
     moved = dataclasses.replace(init, source="/tmp/natural.pt")  # a stage resolved to its checkpoint
     assert moved.origin.kind == "file" and moved.name == "imagenet"
-    assert flatten(init) == {"strategy": "imagenet", "source": "stage:natural", "label": None}, \
+    assert flatten(init) == {"strategy": "imagenet", "source": "stage:natural", "label": None, "train": {}}, \
         "the parsed source is derived: not a param, not in reuse keys"
