@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import sys
 import tempfile
 import warnings
@@ -13,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-import ray
 import torch
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
@@ -130,14 +128,16 @@ def _storage(study: StudyConfig) -> str:
 
 @dataclass(frozen=True)
 class Search:
-    """How Tune explores a phase instead of running each unit once: sampled `train.*` values per unit, a search
-    algorithm and a scheduler that may stop a trial early (it then ends STOPPED, neither failed nor re-run)."""
+    """How Tune explores a phase instead of running each unit once: sampled `train.*` values for its unit, a search
+    algorithm and a scheduler that may stop a trial early (its run then ends FINISHED with `xfer.outcome:
+    stopped_early`: neither failed, killed nor re-run)."""
 
     space: dict  # "train.NAME" → a Tune domain (tune.loguniform(...), tune.choice([...]))
     key: str  # what the search is, as text (the study's tuning block): a resume restores only the same search
     metric: str
     mode: str
-    samples: int
+    samples: int  # Tune's num_samples
+    trials: int  # the Tune trials it makes (a grid: every combination of its lists, once)
     search_alg: Any = None  # a ray.tune.search.Searcher; None: Tune's random/grid variant generator
     scheduler: Any = None  # a ray.tune.schedulers.TrialScheduler (ASHA); None: every trial runs to its end
 
@@ -160,7 +160,7 @@ def run_phase(study: StudyConfig, phase: Phase, inits: dict[tuple[str, str], Ini
                              parent_run_id=parent_run_id, checkpoint_every=checkpoint_every),
         {"cpu": study.resources.cpu, "gpu": study.resources.gpu})
     samples = search.samples if search else 1
-    progress = TrialProgress(len(phase.units) * samples, lambda config: unit_label(unit_of(phase, config), config),
+    progress = TrialProgress(search.trials if search else len(phase.units), lambda config: unit_label(unit_of(phase, config), config),
                              study.train.epochs)
     fingerprint = phase.fingerprint(study) + (search.key if search else "")
     if resume and tune.Tuner.can_restore(path) and _same_phase(study, name, fingerprint):

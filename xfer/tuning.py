@@ -140,7 +140,8 @@ def search_for(study: StudyConfig, seed: int):
         if tuning.scheduler == "asha" else None
     key = json.dumps(dataclasses.asdict(tuning), sort_keys=True, default=str)
     return Search(space=space, key=key, metric="tuning_score", mode="max",
-                  samples=1 if tuning.search == "grid" else tuning.samples, search_alg=algorithm, scheduler=scheduler)
+                  samples=1 if tuning.search == "grid" else tuning.samples, trials=samples(tuning),
+                  search_alg=algorithm, scheduler=scheduler)
 
 
 def cell_name(cell: Cell) -> str:
