@@ -253,7 +253,6 @@ def display_table(board: pd.DataFrame) -> pd.DataFrame:
         out[f"external: {external_label(column)}"] = board[column]
     out["best val AUC"] = board["best_val_auc"]
     out["val saturated"] = [f"{k}/{n}" if k else "" for k, n in zip(board["saturated_val"], board["trials"])]
-    out["collapsed"] = [f"{k}/{n}" if k else "" for k, n in zip(board["collapsed"], board["trials"])]
     out["test images"] = board["n_test"]
     return out
 
