@@ -135,3 +135,18 @@ def test_a_recipe_tuned_per_cell_is_part_of_the_arm_not_a_sweep_axis():
     assert swept_columns(tuned) == [], "each cell has one lr: pairing random and imagenet at each n stays possible"
     swept = pd.concat([tuned, tuned.assign(**{"param.train.lr": "0.1"})])
     assert swept_columns(swept) == ["param.train.lr"]
+
+
+def test_the_search_is_tunes_own_optuna_searcher_and_asha_that_lets_a_unit_reach_its_summary():
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from xfer.tuning import search_for
+
+    study = tuning_study(search="optuna")
+    search = search_for(study, seed=0)
+    assert isinstance(search.search_alg, OptunaSearch) and isinstance(search.scheduler, ASHAScheduler)
+    assert search.scheduler._max_t == study.train.epochs * len(study.tuning.seeds) + 1  # the summary report too
+    assert (search.metric, search.mode, search.samples, search.trials) == ("tuning_score", "max", 6, 6)
+    grid = search_for(tuning_study(search="grid", space={"train.lr": [0.1, 0.01]}, scheduler="none"), seed=0)
+    assert grid.scheduler is None and (grid.samples, grid.trials) == (1, 2)
