@@ -1,6 +1,8 @@
 """Turn a finished analysis into report.html, its PNG figures and CSV tables in one folder."""
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from html import escape
@@ -140,6 +142,39 @@ def answer_part(board: pd.DataFrame, a: Analysis) -> str:
     return f"<div class='answer'><p><b>Answer</b> ({escape(auc)}):</p><ul>{lines}</ul></div>"
 
 
+def tuning_section(folder: Path) -> str:
+    """The tuning phase's chosen recipe per arm (cell) with its configurations and ASHA stops, and validation AUC
+    against learning rate per init and n: does a verdict hang on the recipe? Empty for a study without one."""
+    recipes_file, trials_file = folder.parent / "tuning_recipes.json", folder.parent / "tuning_trials.csv"
+    if not recipes_file.is_file():
+        return ""
+    recipes = pd.DataFrame([{"init": r["init"], "model": r["model"], "n per class": r["n_per_class"], **r["values"]}
+                            for r in json.loads(recipes_file.read_text())])
+    if trials_file.is_file():
+        trials = pd.read_csv(trials_file)
+        counts = trials.groupby(["init", "model", "n_per_class"]).agg(
+            configurations=("outcome", "size"), stopped_early=("outcome", lambda o: int((o == "stopped early").sum())),
+            best_validation=("tuning_score", "max")).reset_index().rename(columns={
+                "n_per_class": "n per class", "stopped_early": "stopped early (ASHA)",
+                "best_validation": "best validation AUC"})
+        recipes = recipes.merge(counts.astype({"n per class": str}), on=["init", "model", "n per class"], how="left") \
+            if len(counts) else recipes
+    figure = folder.parent / "tuning_sensitivity.png"
+    shown = None
+    if figure.is_file():
+        shown = folder / "figures" / figure.name
+        shown.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(figure, shown)
+    return html.section("Tuned recipes (chosen on validation, tuning seeds only)",
+                        html.paragraph("Each (init, model, n) cell trained its evaluation trials with the values its "
+                                       "tuning phase chose: the best mean validation AUC over the tuning seeds among "
+                                       "the configurations that ran to the end (ASHA stops the weak ones early). The "
+                                       "test set was not read while tuning."),
+                        html.table(recipes.astype({"n per class": str})),
+                        html.figure(shown, "Validation AUC vs learning rate per init, one panel per n (x: "
+                                           "stopped early)", folder) if shown else "")
+
+
 def write_report(a: Analysis, folder: Path) -> Path:
     """Write figures/*.png, tables/*.csv and report.html into `folder`; returns the HTML path."""
     board = with_report_verdicts(leaderboard(a.trials, predictions=a.predictions), a.verdicts)  # the answer's table
@@ -189,6 +224,7 @@ def write_report(a: Analysis, folder: Path) -> Path:
                      html.details(f"{int((~asked).sum())} comparison(s) this study cannot make (a strategy, "
                                   "prediction or measurement it lacks)", html.table(verdicts[~asked]))
                      if (~asked).any() else ""),
+        tuning_section(folder),
         html.section("Learning curves", html.figure(figs["curves"], f"Validation AUC vs epoch, mean ± SD over "
                                                     f"{runs_word}, one panel per n per class", folder)),
         html.section("AUC vs n", html.figure(figs["auc_vs_n"], "Test AUC vs images per class: the leaderboard's mean "
