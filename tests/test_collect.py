@@ -7,7 +7,7 @@ from mlflow.tracking import MlflowClient
 
 from xfer import track
 from xfer.analysis.collect import load_study_runs
-from xfer.run import study_trial_run_ids
+from xfer.outcomes import study_trial_run_ids
 
 
 def fake_store(tmp_path):

@@ -262,7 +262,7 @@ def test_a_study_that_fails_its_checks_writes_a_summary_and_starts_nothing(tmp_p
 
 def test_trials_in_flight_end_killed_and_the_counts_say_what_never_started(tmp_path):
     from xfer import track
-    from xfer.run import trial_outcomes
+    from xfer.outcomes import trial_outcomes
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     experiment_id = track.ensure_experiment(uri, "outcomes")

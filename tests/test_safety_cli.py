@@ -76,7 +76,7 @@ def test_report_on_a_missing_path_or_store_creates_nothing(tmp_path, monkeypatch
 
 def test_summary_counts_a_run_mlflow_holds_finished_though_tune_never_heard(tmp_path):
     from xfer import track
-    from xfer.run import study_trial_run_ids, trial_outcomes
+    from xfer.outcomes import study_trial_run_ids, trial_outcomes
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     experiment_id = track.ensure_experiment(uri, "counts")

@@ -13,7 +13,8 @@ from typing import Optional
 
 from mlflow.exceptions import MlflowException
 
-from xfer import console, record, track
+from xfer import console, track
+from xfer.outcomes import tracking_may_fail, study_trial_run_ids, trial_outcomes
 from xfer.data.records import LISTINGS_ENV
 from xfer.config import ConfigError, StudyConfig
 from xfer.data.root import absolutize
@@ -127,8 +128,9 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
     keys = {spec.key for unit in phase.units for spec in unit.specs}
     summary.update(trial_outcomes(uri, experiment_id, parent, results, summary["trials"], keys))
     if results is not None:
-        with _tracking_may_fail():
-            track.client(uri).log_dict(parent, {"run_ids": study_trial_run_ids(uri, experiment_id, parent, results, keys)},
+        with tracking_may_fail():
+            run_ids = study_trial_run_ids(uri, experiment_id, parent, results, keys)
+            track.client(uri).log_dict(parent, {"run_ids": run_ids},
                                        track.STUDY_TRIALS_ARTIFACT)
     # unfinished trials: Tune's own SIGINT handler stopped the grid; an error (Ray that never started, a failed
     # tuning phase) is no interruption
@@ -151,7 +153,7 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
             error, interrupted, summary["status"] = e, True, "interrupted"
             summary["report"] = None
     summary["wall_seconds"] = round(time.perf_counter() - began, 1)
-    with _tracking_may_fail():
+    with tracking_may_fail():
         track.log_metrics(uri, parent, {"wall_seconds": summary["wall_seconds"], "failed_trials": summary["failed"]}, 0)
         track.client(uri).set_terminated(parent, {"finished": "FINISHED", "interrupted": "KILLED"}.get(
             summary["status"], "FAILED"))
@@ -201,82 +203,6 @@ def study_leaderboard(uri: str, trials, report: Optional[str]):
     if built is not None and built.is_file():
         return pd.read_csv(built, dtype={"n_per_class": str})
     return leaderboard(trials, predictions=test_predictions(track.client(uri), list(trials["run_id"])))
-
-
-def child_trial_runs(uri: str, experiment_id: str, parent: str) -> list:
-    """The trial runs this study run started (reused runs of earlier study runs are not among them)."""
-    return track.client(uri).search_runs([experiment_id], f"{track.kind_filter(track.TRIAL)} and "
-                                         f"tags.`{track.PARENT_TAG}` = '{parent}'", max_results=50000)
-
-
-def study_trial_run_ids(uri: str, experiment_id: str, parent: str, results, keys: Optional[set] = None) -> list[str]:
-    """The trial runs that make up this study run: each finished trial's run (reused ones from earlier study runs
-    included), then this study run's unfinished trial runs; with the plan's `keys`, one run per planned trial."""
-    runs = current_runs(child_trial_runs(uri, experiment_id, parent), results, keys)
-    finished = finished_run_ids(results, runs)
-    unfinished = [run.info.run_id for run in runs if run.info.run_id not in finished]
-    return [*finished, *unfinished]
-
-
-def reported_run_ids(results) -> list[str]:
-    """The runs Tune's results name as done (a unit's every run)."""
-    return [run_id for r in results or () if r.error is None and r.metrics.get("trial_done")
-            for run_id in str(r.metrics.get("run_ids") or r.metrics.get("run_id") or "").split(",") if run_id]
-
-
-def current_runs(runs: list, results, keys: Optional[set]) -> list:
-    """This study run's trial runs that stand for its plan: a run of a trial the plan no longer has, or of a trial
-    whose result Tune reported in another run (the study was edited and resumed: the run before the edit), is
-    history, not this study's result."""
-    if keys is None:
-        return runs
-    reported = set(reported_run_ids(results))
-    done_keys = {run.data.tags.get(record.TRIAL_KEY_TAG) for run in runs if run.info.run_id in reported}
-    return [run for run in runs if run.data.tags.get(record.TRIAL_KEY_TAG) in keys and
-            (run.info.run_id in reported or run.data.tags.get(record.TRIAL_KEY_TAG) not in done_keys)]
-
-
-def finished_run_ids(results, runs: list) -> list[str]:
-    """Trial runs finished: those Tune reported done, and this study run's FINISHED runs whose last report Tune
-    never received (a SIGINT between the run's end and that report)."""
-    reported = [r.metrics["run_id"] for r in results or () if r.error is None and r.metrics.get("run_id")]
-    return list(dict.fromkeys([*reported, *(run.info.run_id for run in runs if run.info.status == "FINISHED")]))
-
-
-def trial_outcomes(uri: str, experiment_id: str, parent: str, results, total: int,
-                   keys: Optional[set] = None) -> dict[str, int]:
-    """Trials finished (as MLflow holds them), failed, killed (in flight when the study stopped: their runs are
-    marked KILLED) and never started; Tune's results are authoritative for failures when the grid returned."""
-    runs = current_runs(child_trial_runs(uri, experiment_id, parent), results, keys)
-    killed = 0
-    for run in runs:
-        if run.info.status in ("RUNNING", "SCHEDULED"):
-            with _tracking_may_fail():
-                track.client(uri).set_terminated(run.info.run_id, "KILLED")
-            killed += 1
-        elif run.info.status == "KILLED":
-            killed += 1
-    finished = len(finished_run_ids(results, runs))  # MLflow's FINISHED runs count, whether Tune heard or not
-    if results is not None:
-        failed = sum(1 for r in results if r.error is not None)
-    else:
-        failed = sum(1 for r in runs if r.info.status == "FAILED")
-    killed = min(killed, total - finished - failed)
-    return {"finished": finished, "failed": failed, "killed": killed,
-            "never_started": max(total - finished - failed - killed, 0)}
-
-
-class _tracking_may_fail:
-    """Best effort while reporting an outcome: a store error is printed, not allowed to hide the outcome."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, tb) -> bool:
-        if isinstance(error, MlflowException):
-            print(f"[xfer] warning: {track.store_error_message('the MLflow store', error)}", file=sys.stderr)
-            return True
-        return False
 
 
 class sigint_restored:
