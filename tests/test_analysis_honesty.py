@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from xfer.analysis.hypotheses import evaluate_hypotheses, verdict_table
-from xfer.analysis.leaderboard import leaderboard, leaderboard_lines, leaderboard_section
+from xfer.analysis.leaderboard import leaderboard, leaderboard_lines
+from xfer.analysis.leaderboard_section import leaderboard_section
 from xfer.analysis.paired import image_scores
 from xfer.analysis.simulate import Arm, Design, honesty_rates, null_design, simulate_study
 from xfer.analysis.stats import image_level_effect

@@ -4,8 +4,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from xfer.analysis.leaderboard import (arm_table, leaderboard, leaderboard_lines, leaderboard_metrics,
-                                       leaderboard_section, swept_columns, t_interval)
+from xfer.analysis.leaderboard import (arm_table, leaderboard, leaderboard_lines, leaderboard_metrics, swept_columns,
+                                       t_interval)
+from xfer.analysis.leaderboard_section import leaderboard_section
 
 
 def trials(sweep: bool = False) -> pd.DataFrame:

@@ -17,7 +17,8 @@ from xfer.analysis.collect import StudyRuns, n_order, sort_by_n
 from xfer.analysis.convergence import convergence_table
 from xfer.analysis.hypotheses import ADJUSTMENT, CLAIMS, Verdict, study_size, verdict_table
 from xfer.analysis.probe_images import AnalysisImages
-from xfer.analysis.leaderboard import leaderboard, leaderboard_section, t_interval, with_report_verdicts
+from xfer.analysis.leaderboard import leaderboard, t_interval, with_report_verdicts
+from xfer.analysis.leaderboard_section import leaderboard_section
 from xfer.analysis.paired import positive_class
 from xfer.analysis.probes import ProbeResults
 from xfer.analysis.shortcut import WARN_AUC, ShortcutResult
