@@ -10,9 +10,12 @@ def test_the_view_groups_trial_runs_by_init_and_charts_val_auc_first(tmp_path):
     experiment = track.ensure_experiment(uri, "mine")
     for init in ("random", "imagenet", "random"):
         track.client(uri).create_run(experiment, tags={track.KIND_TAG: track.TRIAL, "init": init})
+    tuning = {track.KIND_TAG: track.TRIAL, "init": "meanvar", "xfer.phase": "tuning"}
+    track.client(uri).create_run(experiment, tags=tuning)  # a tuning trial: never one of the compared runs
     key = write_compare_view(uri, experiment)
     state = json.loads(track.client(uri).get_experiment(experiment).tags[SHARED_VIEW_TAG + key])
-    assert state["searchFilter"] == track.kind_filter(track.TRIAL)  # the study run's single values stay out
+    shown = track.client(uri).search_runs([experiment], state["searchFilter"])  # the study run's single values and
+    assert sorted(r.data.tags["init"] for r in shown) == ["imagenet", "random", "random"]  # tuning trials stay out
     assert state["groupBy"]["groupByKeys"] == [{"mode": "tag", "groupByData": "init"}]
     assert set(state["groupsExpanded"]) == {"tag.init.imagenet", "tag.init.random"}
     assert state["compareRunCharts"][0]["metricKey"] == "val_auc" and state["compareRunCharts"][0]["type"] == "LINE"

@@ -6,7 +6,7 @@ import json
 from typing import Optional
 from urllib.parse import quote, urlencode
 
-from xfer import track
+from xfer import record, track
 
 VIEW_KEY = "xfer-compare-inits"  # MLflow 3 reads a view from the experiment tag mlflow.sharedViewState.<key>
 SHARED_VIEW_TAG = "mlflow.sharedViewState."
@@ -24,7 +24,7 @@ def line_chart(metric: str, uuid: str) -> dict:
 def compare_view_state(groups: list[str], group_tag: str = "init") -> dict:
     """MLflow's experiment-page state (the fields MLflow 3.17's share button stores): trial runs only, grouped by `group_tag` (mean per group, each of `groups`
     one collapsed row), the val_auc chart first."""
-    return {"searchFilter": f"tags.`{track.KIND_TAG}` = '{track.TRIAL}'",
+    return {"searchFilter": record.EVALUATION_TRIALS,  # tuning trials chose recipes: not compared here
             "orderByKey": "attributes.start_time", "orderByAsc": False,
             "groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": group_tag}]},
             "groupsExpanded": {f"tag.{group_tag}.{g}": False for g in groups},
@@ -39,7 +39,7 @@ def compare_view_state(groups: list[str], group_tag: str = "init") -> dict:
 def write_compare_view(uri: str, experiment_id: str) -> str:
     """Store the comparison view on the experiment (its inits as they are now); returns its share key."""
     client = track.client(uri)
-    runs = client.search_runs([experiment_id], track.kind_filter(track.TRIAL), max_results=5000)
+    runs = client.search_runs([experiment_id], record.EVALUATION_TRIALS, max_results=5000)
     inits = sorted({r.data.tags["init"] for r in runs if "init" in r.data.tags})
     client.set_experiment_tag(experiment_id, SHARED_VIEW_TAG + VIEW_KEY, json.dumps(compare_view_state(inits)))
     return VIEW_KEY

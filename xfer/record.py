@@ -25,6 +25,9 @@ STOPPED_EARLY = "stopped_early"
 TRIAL = "trial"
 EVALUATION, TUNING = "evaluation", "tuning"
 
+# MLflow's search filter for the trial runs a study is judged by (tuning trials choose recipes, nothing else)
+EVALUATION_TRIALS = f"tags.`{KIND_TAG}` = '{TRIAL}' and tags.`{PHASE_TAG}` IS NULL"
+
 # artifact paths inside a trial run
 CHECKPOINT_ARTIFACT = "checkpoint/best.pt"
 PREDICTIONS_ARTIFACT = "eval/test_predictions.csv"

@@ -83,7 +83,7 @@ def _trial_row(run: Run) -> dict:
 def load_trials(client: MlflowClient, experiment_id: str) -> pd.DataFrame:
     """All evaluation trial runs (any status; tuning trials are never analysed), one row each: tags, final metrics
     and `param.*` columns."""
-    runs = search_all(client, experiment_id, f"{track.kind_filter(record.TRIAL)} and tags.`{record.PHASE_TAG}` IS NULL")
+    runs = search_all(client, experiment_id, record.EVALUATION_TRIALS)
     frame = pd.DataFrame([_trial_row(r) for r in runs])
     if frame.empty:
         return pd.DataFrame(columns=["run_id", "status", "trial_key", *TrialTags.AXES])
