@@ -83,10 +83,13 @@ def auc_vs_n(board: pd.DataFrame, trials: pd.DataFrame, path: Path) -> Path:
     models = sorted(board["model"].unique())
     fig, axes = _grid(len(models))
     for ax, model in zip(axes, models):
-        for init, g in board[board["model"] == model].groupby("init"):
+        swept = [c for c in board.columns if c.startswith("train.")]  # a sweep study: one line per swept value
+        for key, g in board[board["model"] == model].groupby(["init", *swept]):
             g = g.set_index("n_per_class").reindex(ns)
             xs = np.array([x[n] for n in ns])
-            ax.plot(xs, g["test_auc"], marker="o", label=init)
+            label = " ".join(f"{name[len('train.'):]}={value}" if name else str(value)
+                             for name, value in zip(["", *swept], key))
+            ax.plot(xs, g["test_auc"], marker="o", label=label)
             ax.fill_between(xs, g["ci_low"], g["ci_high"], alpha=0.15)
         ax.set_xscale("log")
         ax.set_xticks([x[n] for n in ns], [f"all (≈{x[n]:.0f})" if str(n) == "all" else str(n) for n in ns])
