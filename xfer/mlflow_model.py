@@ -13,6 +13,8 @@ import mlflow.data
 import numpy as np
 import pandas as pd
 
+from xfer.record import prob_column
+
 MODEL_ARTIFACT = "model"  # the MLflow model's folder in a trial run: runs:/<run_id>/model
 PATH_COLUMN = "path"
 ERROR_COLUMN = "error"  # why an image could not be classified (empty when it was)
@@ -55,7 +57,7 @@ class ImageClassifier(mlflow.pyfunc.PythonModel):
         classes = self.meta.classes
         table = np.array([probs.get(str(p), np.full(len(classes), np.nan)) for p in paths],
                          dtype=np.float64).reshape(len(paths), len(classes))
-        frame = pd.DataFrame(table, columns=[f"prob_{c}" for c in classes])
+        frame = pd.DataFrame(table, columns=[prob_column(c) for c in classes])
         frame["prediction"] = [classes[int(np.argmax(q))] if str(p) in probs else None for p, q in zip(paths, table)]
         frame[ERROR_COLUMN] = [reasons.get(str(p), "") for p in paths]
         return frame
@@ -80,7 +82,7 @@ def log_trial_model(uri: str, run_id: str, example_images: list[str], classes: t
     from mlflow.models import infer_signature
 
     example = pd.DataFrame({PATH_COLUMN: example_images[:2]})
-    output = pd.DataFrame({**{f"prob_{c}": [0.5] * len(example) for c in classes},
+    output = pd.DataFrame({**{prob_column(c): [0.5] * len(example) for c in classes},
                            "prediction": [classes[0]] * len(example), ERROR_COLUMN: [""] * len(example)})
     mlflow.set_tracking_uri(uri)
     mlflow_logger = logging.getLogger("mlflow")

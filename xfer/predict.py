@@ -12,6 +12,7 @@ import numpy as np
 
 from xfer.checkpoint import CheckpointMeta
 from xfer.paths import not_a_folder
+from xfer.record import prob_column
 from xfer.data.read_image import IMAGE_SUFFIXES
 from xfer.trial_ref import add_trial_arguments, load_named_trial
 
@@ -52,7 +53,7 @@ def write_csv(out: Path, classes: list[str], rows: list[tuple[Path, np.ndarray]]
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["path", "prediction", *[f"prob_{c}" for c in classes], "error"])
+        writer.writerow(["path", "prediction", *[prob_column(c) for c in classes], "error"])
         for path, p in rows:
             writer.writerow([path, classes[int(np.argmax(p))], *[f"{v:.6f}" for v in p], ""])
         for path, message in errors:

@@ -6,6 +6,7 @@ import pandas as pd
 
 from xfer.analysis.collect import n_order
 from xfer.metrics import classification_metrics
+from xfer.record import prob_column
 
 REPORTED = ("test_auc", "test_accuracy", "test_sensitivity", "test_specificity")
 
@@ -30,7 +31,7 @@ def aligned_probabilities(predictions: list[pd.DataFrame], classes: tuple[str, .
         if not np.array_equal(f["index"], first["index"]) or not np.array_equal(f["label"], first["label"]):
             raise ValueError("ensemble members were tested on different test images; "
                              "they must come from one study (same data and split)")
-    columns = [f"prob_{c}" for c in classes]
+    columns = [prob_column(c) for c in classes]
     return first["label"].to_numpy(), np.stack([f[columns].to_numpy(dtype=float) for f in frames])
 
 

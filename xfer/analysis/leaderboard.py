@@ -11,6 +11,7 @@ from xfer.analysis.paired import image_scores, positive_class, swept_columns
 from xfer.analysis.pooled import arm_aucs
 from xfer.analysis.stats import Effect, decision_p, holm, image_level_effect, minimum_detectable_effect, t_effect
 from xfer.inits import strategy_info
+from xfer.record import prob_classes
 
 SATURATED_VAL_AUC = 0.999  # a best validation AUC this high cannot rank checkpoints: early stopping picks at random
 GROUP = ("init", "model", "n_per_class")
@@ -76,7 +77,7 @@ def arm_table(trials: pd.DataFrame, keys: list[str], predictions: dict | None = 
 
 def classes_of(predictions: dict) -> tuple[str, ...]:
     first = next(iter(predictions.values()), pd.DataFrame())
-    return tuple(c[len("prob_"):] for c in first.columns if c.startswith("prob_"))
+    return prob_classes(first)
 
 
 def paired_differences(arms: pd.DataFrame, keys: list[str]) -> pd.Series:

@@ -15,6 +15,7 @@ import pandas as pd
 from xfer.analysis.pooled import pool_runs, pooled_auc_influence
 from xfer.analysis.stats import ImageCell
 from xfer.config import positive_index
+from xfer.record import prob_classes
 
 CLUSTER_KEYS = ("seed", "repeat")  # what is resampled besides test images (those present)
 Term = tuple[pd.Series, float]  # (mask over trials, weight)
@@ -117,5 +118,5 @@ def image_scores(trials: pd.DataFrame, predictions: dict[str, pd.DataFrame] | No
     predictions = {r: p for r, p in (predictions or {}).items() if r in set(trials["run_id"])}
     if not predictions:
         return None
-    classes = [c[len("prob_"):] for c in next(iter(predictions.values())).columns if c.startswith("prob_")]
+    classes = prob_classes(next(iter(predictions.values())))
     return ImageScores(predictions, positive_class(trials, classes))

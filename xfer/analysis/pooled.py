@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from xfer.analysis.delong import auc_influence
+from xfer.record import probabilities
 
 ARM_KEYS = ("init", "model", "n_per_class", "seed", "repeat")
 
@@ -35,7 +36,7 @@ def describe_arm(keys: Sequence[str], values: Sequence) -> str:
 def pooled_auc_influence(pooled: pd.DataFrame, positive: int) -> tuple[float, np.ndarray]:
     """The AUC of pooled predictions as trials report it (positive class; macro one-vs-rest above two classes)
     and each row's DeLong influence."""
-    probs = pooled[[c for c in pooled.columns if c.startswith("prob_")]].to_numpy(dtype=float)
+    probs = probabilities(pooled)
     return auc_influence(pooled["label"].to_numpy(), probs, positive)
 
 
