@@ -167,8 +167,9 @@ def run_tuning(study: StudyConfig, inits: dict, uri: str, experiment_id: str, st
     run_id = track.open_run(uri, experiment_id, f"tuning:{study.name}", tags, (track.KIND_TAG, TUNING_KEY_TAG))
     recipes, rows = {}, []
     with track.finishing(uri, run_id):
-        for k, cell in enumerate(cells(study)):
-            say(f"tuning {cell_name(cell)} ({k + 1}/{len(cells(study))}): {samples(study.tuning)} configurations × "
+        planned = cells(study)
+        for k, cell in enumerate(planned):
+            say(f"tuning {cell_name(cell)} ({k + 1}/{len(planned)}): {samples(study.tuning)} configurations × "
                 f"{len(study.tuning.seeds)} seed(s), {study.tuning.search} search, scheduler {study.tuning.scheduler}")
             results = run_phase(study, tuning_phase(study, cell), inits, uri, experiment_id, run_id, resume,
                                 name=f"{study.name}-tuning-{cell_name(cell)}", search=search_for(study, k))
