@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Optional
 
-from xfer.config import StudyConfig
+from xfer.config import SeedWaves, StudyConfig
 from xfer.data.root import absolutize
 
 EVAL_COST = 1 / 3  # an image scored (validation, test) costs about a third of one trained (forward only)
@@ -58,6 +58,10 @@ def trial_images(study: StudyConfig, n, pool: Counter) -> float:
 
 def seed_axis(trials) -> str:
     """'8 seeds', or per n where the study gives each n its own seeds: 'seeds 32/12/6 at n 5/20/80'."""
+    if isinstance(trials.seeds, SeedWaves):
+        w = trials.seeds
+        budget = f", within {w.budget_minutes:g} min" if w.budget_minutes else ""
+        return f"seed waves: {w.min} seeds per n first, up to {w.max} until every mde ≤ {w.until_mde:g}{budget}"
     counts = [len(trials.seeds_for(n)) for n in trials.n_per_class]
     if not isinstance(trials.seeds, dict):
         return f"{counts[0]} seeds"
@@ -82,7 +86,11 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
     t = study.trials
     axes = [f"{len(t.init)} inits", f"{len(t.models)} models", f"{len(t.n_per_class)} sizes", seed_axis(t),
             *(f"{len(v)} {k}" for k, v in t.sweep.items())]
-    lines = [f"{path}: valid (data, weights and splits checked); {trial_count(study)} trials ({' × '.join(axes)}), {study.train.epochs} epochs each"]
+    count = f"{trial_count(study)} trials"
+    if isinstance(t.seeds, SeedWaves):
+        count += f" in the first wave, at most {trial_count(study) * t.seeds.max // t.seeds.min}"
+    lines = [f"{path}: valid (data, weights and splits checked); {count} ({' × '.join(axes)}), "
+             f"{study.train.epochs} epochs each"]
     problems = study_preflight(study, path.parent)
     if problems:
         raise ConfigError(str(path), problems)
@@ -125,4 +133,9 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
     seconds += (trial_count(study) + tuning_trial_count(study)) * TRIAL_OVERHEAD_S
     lines.append(f"estimated wall time: ~{duration(STUDY_OVERHEAD_S + seconds / slots)} ({slots} trial(s) at once; "
                  f"measured training speed + bench/RESULTS.md overheads; a first run also decodes the images)")
+    if isinstance(t.seeds, SeedWaves):
+        most = STUDY_OVERHEAD_S + seconds * t.seeds.max / t.seeds.min / slots
+        cap = f"; the budget stops adding waves at {t.seeds.budget_minutes:g} min" if t.seeds.budget_minutes else ""
+        lines.append(f"seed waves: that is the first wave; all waves at most ~{duration(most)} (every n at "
+                     f"{t.seeds.max} seeds){cap}")
     return lines

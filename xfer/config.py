@@ -142,16 +142,30 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class SeedWaves:
+    """`trials.seeds: {min: 4, max: 48, until_mde: 0.08}`: seeds 0…min−1 at every n first, then seeds added per n
+    in waves until every comparison at that n has a minimum detectable effect ≤ `until_mde` (standard errors
+    only, never estimates or p-values), `max` seeds, or `budget_minutes` of study wall time (`xfer.waves`)."""
+
+    min: int
+    max: int
+    until_mde: float
+    budget_minutes: Optional[float] = None
+
+
+@dataclass(frozen=True)
 class TrialsConfig:
     init: tuple[InitConfig, ...]
     models: tuple[str, ...]
     n_per_class: tuple[Union[int, str], ...] = ("all",)
-    # the same seeds at every n, or per n: {5: 32, 80: 6} (seeds 0…k-1) or {5: [0, 1, 2], 80: [0]}
-    seeds: Union[tuple[int, ...], dict[str, Union[int, tuple[int, ...]]]] = (0,)
+    # the same seeds at every n, per n: {5: 32, 80: 6} (seeds 0…k-1) or {5: [0, 1, 2], 80: [0]}, or in waves
+    seeds: Union[tuple[int, ...], SeedWaves, dict[str, Union[int, tuple[int, ...]]]] = (0,)
     sweep: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # extra grid axes: {"train.lr": [0.01, 0.001]}
 
     def seeds_for(self, n: Union[int, str]) -> tuple[int, ...]:
-        """The evaluation seeds at training-set size `n`."""
+        """The evaluation seeds at training-set size `n` (seed waves: the first wave's)."""
+        if isinstance(self.seeds, SeedWaves):
+            return tuple(range(self.seeds.min))
         if not isinstance(self.seeds, dict):
             return tuple(self.seeds)
         given = self.seeds.get(str(n), ())
@@ -159,7 +173,9 @@ class TrialsConfig:
 
     @property
     def all_seeds(self) -> tuple[int, ...]:
-        """Every evaluation seed at any n, once."""
+        """Every evaluation seed at any n, once (seed waves: every seed a wave may add)."""
+        if isinstance(self.seeds, SeedWaves):
+            return tuple(range(self.seeds.max))
         return tuple(dict.fromkeys(s for n in self.n_per_class or () for s in self.seeds_for(n)))
 
 

@@ -109,9 +109,10 @@ def study_problems(study: StudyConfig, base_dir: Path) -> list[str]:
         problems += duplicates(((f"trials.models[{i}]", m) for i, m in enumerate(t.models or ())), "model")
         problems += duplicates(((f"trials.n_per_class[{i}]", n) for i, n in enumerate(t.n_per_class or ())),
                                "n_per_class")
-        problems += duplicates(((f"trials.seeds[{i}]", s) for i, s in enumerate(t.seeds or ())), "seed")
-        problems += [p for i, s in enumerate(t.seeds or ()) if (p := _range(s, f"trials.seeds[{i}]", 0, MAX_SEED))]
-        if t.seeds is not None and len(t.seeds) == 0:
+        listed = t.seeds if isinstance(t.seeds, tuple) else ()  # per n and in waves: load.seed_problems
+        problems += duplicates(((f"trials.seeds[{i}]", s) for i, s in enumerate(listed)), "seed")
+        problems += [p for i, s in enumerate(listed) if (p := _range(s, f"trials.seeds[{i}]", 0, MAX_SEED))]
+        if isinstance(t.seeds, (tuple, dict)) and len(t.seeds) == 0:
             problems.append("trials.seeds: empty; name at least one seed, e.g. [0]")
         if t.n_per_class is not None and len(t.n_per_class) == 0:
             problems.append("trials.n_per_class: empty; name at least one size, e.g. [all]")

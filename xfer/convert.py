@@ -33,11 +33,18 @@ def _convert(value: Any, tp: Any, path: str, problems: list[str]) -> Any:
         if value is None and type(None) in args:
             return None
         options = [a for a in args if a is not type(None)]
+        tried = {}
         for option in options:
             trial: list[str] = []
             out = _convert(value, option, path, trial)
             if not trial:
                 return out
+            tried[option] = trial
+        meant = [o for o in options if dataclasses.is_dataclass(o) and isinstance(value, dict)
+                 and set(map(str, value)) & {f.name for f in dataclasses.fields(o)}]
+        if meant:  # a mapping with a record's field names was meant as that record: its own problems say why not
+            problems += tried[meant[0]]
+            return None
         problems.append(f"{path}: expected {' or '.join(_type_name(o) for o in options)}, got {short(value)}")
         return None
     if origin is Literal:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from xfer.config import ConfigError, DataConfig, DatasetConfig, InitConfig, StageConfig, StudyConfig
+from xfer.config import ConfigError, DataConfig, DatasetConfig, InitConfig, SeedWaves, StageConfig, StudyConfig
 from xfer.data.root import resolve_path
 from xfer.config_rules import data_problems, stage_source_problems, study_problems, train_problems
 from xfer.convert import field_name, short, to_dataclass
@@ -13,7 +13,7 @@ from xfer.data import DATASETS
 from xfer.data.prepare import split_and_external_problems
 from xfer.data.root import missing_dataset_message
 from xfer.data.xrv_datasets import IMAGE_COLUMNS
-from xfer.inits import INITS
+from xfer.inits import INITS, strategy_info
 from xfer.models import is_known_model, known_models
 from xfer.paths import name_problem
 from xfer.sweep import init_train_problems, sweep_problems
@@ -183,7 +183,7 @@ def parse_study(raw: dict, source: str = "<study>", base_dir: Path = Path(".")) 
         if t is not None:
             problems += sweep_problems(t.sweep or {})
             problems += seed_problems(t)
-            problems += tuning_problems(study.tuning, t.all_seeds if not seed_problems(t) else ())
+            problems += tuning_problems(study.tuning, t.all_seeds if t.seeds is not None and not seed_problems(t) else ())
             problems += init_train_problems(tuple(i for i in t.init or () if i is not None), t.sweep or {})
         if study.data is not None and t is not None and not problems:
             problems += split_and_external_problems(study.data, tuple(t.n_per_class), base_dir)
@@ -215,11 +215,20 @@ def parse_stage(raw: dict, source: str = "<stage>", base_dir: Path = Path(".")) 
     return stage
 
 
+WAVE_KEYS = ("min", "max", "until_mde", "budget_minutes")
+
+
 def seed_problems(trials) -> list[str]:
     """Seeds per n (`trials.seeds: {5: 32, 80: 6}`): one entry per n of trials.n_per_class, each a count >= 1 or a
-    non-empty list of seeds in [0, 2**32)."""
+    non-empty list of seeds in [0, 2**32); seed waves (`{min: 4, max: 48, until_mde: 0.08}`): 3 <= min <= max,
+    0 < until_mde < 1, a positive budget, and a random baseline to compare against."""
+    if isinstance(trials.seeds, SeedWaves):
+        return wave_problems(trials)
     if not isinstance(trials.seeds, dict):
         return []
+    if set(trials.seeds) & set(WAVE_KEYS):
+        return [f"trials.seeds: seed waves take {', '.join(WAVE_KEYS)} (min, max and until_mde required); got "
+                f"{', '.join(map(str, trials.seeds))}"]
     sizes = {str(n) for n in trials.n_per_class or ()}
     problems = [f"trials.seeds.{k}: not a size of trials.n_per_class ({', '.join(sorted(sizes))})"
                 for k in trials.seeds if k not in sizes]
@@ -231,6 +240,25 @@ def seed_problems(trials) -> list[str]:
             problems.append(f"trials.seeds.{k}: give a count >= 1 or a non-empty list of seeds")
         elif not all(0 <= s < 2 ** 32 for s in seeds) or len(set(seeds)) != len(seeds):
             problems.append(f"trials.seeds.{k}: seeds must be distinct integers in [0, 2**32)")
+    return problems
+
+
+def wave_problems(trials) -> list[str]:
+    """The rules of `trials.seeds` in waves (see `seed_problems`)."""
+    waves, problems = trials.seeds, []
+    if not 3 <= waves.min <= waves.max <= 10_000:
+        problems.append(f"trials.seeds: seed waves need 3 <= min <= max <= 10000 (fewer than 3 seeds decide "
+                        f"nothing); got min {waves.min}, max {waves.max}")
+    if not 0 < waves.until_mde < 1:
+        problems.append(f"trials.seeds.until_mde: the target minimum detectable effect is an AUC difference in "
+                        f"(0, 1); got {waves.until_mde}")
+    if waves.budget_minutes is not None and not waves.budget_minutes > 0:
+        problems.append(f"trials.seeds.budget_minutes: must be positive; got {waves.budget_minutes}")
+    untrained = [i for i in trials.init or () if i is not None and i.strategy in INITS
+                 and not strategy_info(i.strategy).pretrained and strategy_info(i.strategy).weights == "default"]
+    if not untrained:
+        problems.append("trials.seeds: seed waves stop when every comparison with the untrained baseline is "
+                        "precise enough; add {strategy: random} to trials.init")
     return problems
 
 

@@ -16,7 +16,7 @@ from mlflow.exceptions import MlflowException
 from xfer import console, track
 from xfer.outcomes import tracking_may_fail, study_trial_run_ids, trial_outcomes
 from xfer.data.records import LISTINGS_ENV
-from xfer.config import ConfigError, StudyConfig
+from xfer.config import ConfigError, SeedWaves, StudyConfig
 from xfer.data.root import absolutize
 from xfer.load import is_stage_file, load_stage, load_study
 from xfer.lock import StudyLockedError, study_lock
@@ -91,6 +91,7 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
     from xfer.cluster import connect
     from xfer.tune import run_phase
     from xfer.tuning import recipes_to_json, run_tuning
+    from xfer.waves import WavesRun, run_waves
 
     began = time.perf_counter()
     uri, experiment = track.tracking_for(study.tracking, study.name)
@@ -106,7 +107,7 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
     summary = {"status": "failed", "trials": phase.trials, "experiment": experiment, "tracking_uri": uri,
                "study_run_id": parent}
     console.say(f"study {study.name}: {summary['trials']} trials; MLflow experiment {experiment!r} in {uri}")
-    results, error = None, None
+    results, error, waves, tuned = None, None, None, {}
     try:
         console.quiet_tune()
         connect(study.ray.address)
@@ -117,15 +118,23 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
         with sigint_restored():  # Tune leaves its own SIGINT handler behind: Ctrl-C during the report must work
             if study.tuning is not None:
                 tuning_began = time.perf_counter()
-                recipes = run_tuning(study, inits, uri, experiment_id, parent, resume)
+                tuned = run_tuning(study, inits, uri, experiment_id, parent, resume)
                 summary["tuning_seconds"] = round(time.perf_counter() - tuning_began, 1)
-                track.client(uri).log_dict(parent, {"recipes": json.loads(recipes_to_json(recipes))},
+                track.client(uri).log_dict(parent, {"recipes": json.loads(recipes_to_json(tuned))},
                                            "tuning_recipes.json")
-                phase = evaluation_phase(study, recipes)
-            results = run_phase(study, phase, inits, uri, experiment_id, parent, resume)
+                phase = evaluation_phase(study, tuned)
+            if isinstance(study.trials.seeds, SeedWaves):
+                waves = WavesRun()
+                results = run_waves(study, tuned, inits, uri, experiment_id, experiment, parent, resume, began,
+                                    waves, lambda run: _record_waves(uri, parent, out, run)).results
+            else:
+                results = run_phase(study, phase, inits, uri, experiment_id, parent, resume)
     except BaseException as e:  # noqa: BLE001 - every way out leaves the runs terminated and a summary
         error = e
     keys = {spec.key for unit in phase.units for spec in unit.specs}
+    if waves is not None:  # the trials the waves planned (interrupted: up to the wave it was in)
+        keys, summary["trials"], summary["waves"] = waves.keys, waves.trials, waves.to_json()["waves"]
+        results = results if results is not None else waves.results
     summary.update(trial_outcomes(uri, experiment_id, parent, results, summary["trials"], keys))
     if results is not None:
         with tracking_may_fail():
@@ -168,6 +177,16 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
         raise error
     close_study(uri, experiment, parent, out, summary)
     return summary
+
+
+def _record_waves(uri: str, parent: str, out: Path, run) -> None:
+    """The waves so far, in the study's folder and on its run (the report tells them; an interrupted study keeps
+    them)."""
+    from xfer.waves import WAVES_ARTIFACT
+
+    (out / WAVES_ARTIFACT).write_text(json.dumps(run.to_json(), indent=2))
+    with tracking_may_fail():
+        track.client(uri).log_dict(parent, run.to_json(), WAVES_ARTIFACT)
 
 
 def close_study(uri: str, experiment: str, parent: str, out: Path, summary: dict) -> None:

@@ -8,60 +8,13 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import dataclass
+
+import numpy as np
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-
-@dataclass(frozen=True)
-class PlannedComparison:
-    """One comparison of the plan: its pilot's mde and seeds, the seeds the target needs and their cost."""
-
-    n_per_class: str
-    comparison: str
-    pilot_seeds: int
-    estimate: float
-    mde_now: float
-    seeds_needed: Optional[int]  # None: the shared test-set part alone is above the target
-    floor: float
-    seconds_per_trial: float
-
-
-def plan_comparisons(study, trials, predictions, durations: dict[str, float], target: float) -> list[PlannedComparison]:
-    """Every (n, init − baseline) comparison of the study that the pilot's predictions can pair."""
-    import numpy as np
-
-    from xfer.analysis.leaderboard import ARM_MATCH, is_baseline
-    from xfer.analysis.paired import image_scores
-    from xfer.analysis.plan import plan_comparison
-    from xfer.analysis.stats import variance_components
-
-    scores = image_scores(trials, predictions)
-    if scores is None:
-        return []
-    baselines = sorted(trials.loc[trials["strategy"].map(is_baseline), "init"].unique())
-    if not baselines:
-        return []
-    inits = [i.name for i in study.trials.init if i.name in set(trials["init"]) and i.name != baselines[0]]
-    sizes = [str(n) for n in study.trials.n_per_class if str(n) in set(trials["n_per_class"].astype(str))]
-    family = len(inits) * len(sizes)
-    out = []
-    for n in sizes:
-        at_n = trials["n_per_class"].astype(str) == n
-        for init in inits:
-            terms = [(at_n & (trials["init"] == init), 1.0), (at_n & (trials["init"] == baselines[0]), -1.0)]
-            cells = scores.cells(trials, terms, ARM_MATCH)
-            if len(cells) < 2:
-                continue
-            components = variance_components(cells, scores.images)
-            plan = plan_comparison(f"{init} − {baselines[0]}", components, target, study.analysis.alpha,
-                                   study.analysis.power, comparisons=family)
-            runs = trials.loc[at_n & trials["init"].isin([init, baselines[0]]), "run_id"]
-            measured = [durations[r] for r in runs if r in durations]
-            seconds = float(np.mean(measured)) if measured else math.nan
-            out.append(PlannedComparison(n, plan.comparison, plan.pilot_seeds, components.estimate, plan.mde_now,
-                                         plan.seeds_needed, plan.floor, seconds))
-    return out
+if TYPE_CHECKING:
+    from xfer.analysis.plan import PlannedComparison
 
 
 def plan_lines(plans: list[PlannedComparison], study, target: float, slots: int) -> list[str]:
@@ -98,9 +51,43 @@ def plan_lines(plans: list[PlannedComparison], study, target: float, slots: int)
     return lines
 
 
+def budget_lines(plans: list[PlannedComparison], study, budget: float, slots: int) -> list[str]:
+    """The seeds per n that a wall-time budget buys, spent where the worst comparison is least precise, with the
+    mde each n then reaches (the pilot's variance components and seconds per trial)."""
+    from xfer.analysis.plan import allocate, worst_mde
+    from xfer.console import duration
+
+    folds = (study.data.split.folds or 1) * study.data.split.fold_repeats
+    by_n: dict[str, list[PlannedComparison]] = {}
+    for p in plans:
+        by_n.setdefault(p.n_per_class, []).append(p)
+    cost = {n: len(study.trials.init) * folds * float(np.nanmean([p.seconds_per_trial for p in group])) / slots
+            for n, group in by_n.items()}
+    if not all(math.isfinite(c) for c in cost.values()):
+        return ["no budget plan: the pilot's runs have no recorded durations"]
+    alpha, power = study.analysis.alpha, study.analysis.power
+    seeds = allocate(plans, cost, budget, alpha=alpha, power=power)
+    spent = sum(cost[n] * k for n, k in seeds.items())
+    mdes = ", ".join(f"n={n} {worst_mde(by_n[n], k, alpha, power):.3f}" for n, k in seeds.items())
+    return [f"for a budget of {duration(budget)} on {slots} slot(s): trials.seeds: "
+            + "{" + ", ".join(f"{n}: {k}" for n, k in seeds.items()) + "}"
+            + f" (~{duration(spent)}); worst mde per n: {mdes}"]
+
+
+def seconds_of(text: str) -> float:
+    """'45m', '2h', '90s' or minutes as a plain number → seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    text = text.strip().lower()
+    try:
+        return float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text) * 60
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 45m, 2h)") from None
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     from xfer import track
     from xfer.analysis.collect import load_study_runs, test_predictions
+    from xfer.analysis.plan import plan_comparisons
     from xfer.load import load_study
 
     parser = argparse.ArgumentParser(prog="xfer plan", description=__doc__.splitlines()[0])
@@ -108,6 +95,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--from", dest="pilot", help="the pilot's MLflow experiment (default: the study's own)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: the study's)")
     parser.add_argument("--target-mde", type=float, default=0.05, help="the AUC difference to detect (default 0.05)")
+    parser.add_argument("--budget", type=seconds_of, help="wall time to spend (45m, 2h): the seeds per n it buys")
     parser.add_argument("--slots", type=int, default=None, help="trials at once (default: this machine's cores)")
     args = parser.parse_args(argv)
     study = load_study(args.study)
@@ -118,11 +106,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     durations = {r.info.run_id: (r.info.end_time - r.info.start_time) / 1000 for r in client.search_runs(
         [runs.experiment_id], track.kind_filter(track.TRIAL), max_results=50000) if r.info.end_time}
     predictions = test_predictions(client, list(runs.trials["run_id"]))
-    plans = plan_comparisons(study, runs.trials, predictions, durations, args.target_mde)
+    plans = plan_comparisons(runs.trials, predictions, durations, args.target_mde, study.analysis.alpha,
+                             study.analysis.power, [i.name for i in study.trials.init], study.trials.n_per_class)
     import os
 
     slots = args.slots or max(1, int((os.cpu_count() or 1) // max(study.resources.cpu, 1)))
     print(f"pilot: {len(runs.trials)} finished trials of experiment {experiment!r} in {uri}")
     for line in plan_lines(plans, study, args.target_mde, slots):
         print(line)
+    if args.budget and plans:
+        for line in budget_lines(plans, study, args.budget, slots):
+            print(line)
     return 0

@@ -176,6 +176,27 @@ def tuning_section(folder: Path) -> str:
                                            "stopped early)", folder) if shown else "")
 
 
+def waves_section(folder: Path) -> str:
+    """How the seed waves went: per wave and n, the seeds, the least precise comparison's mde and what the rule
+    did next. Empty for a study with fixed seeds."""
+    from xfer.waves import WAVES_ARTIFACT, WaveStep
+
+    record = folder.parent / WAVES_ARTIFACT
+    if not record.is_file():
+        return ""
+    waves = json.loads(record.read_text())["waves"]
+    rows = [{"wave": w["wave"], "n per class": s["n_per_class"], "seeds": s["seeds"], "mde": s["mde"],
+             "next": WaveStep(**s).why} for w in waves for s in w["steps"]]
+    last = {s["n_per_class"]: WaveStep(**s) for s in waves[-1]["steps"]} if waves else {}
+    ending = "; ".join(f"n = {n}: {step.seeds} seeds, {step.why}" for n, step in last.items())
+    return html.section(f"Seed waves ({len(waves)} wave{'s' if len(waves) != 1 else ''})",
+                        html.paragraph("Seeds were added per n in waves until every comparison with the baseline "
+                                       "at that n had a minimum detectable effect at most the study's target, the "
+                                       "maximum seeds, or the time budget. The rule reads standard errors only, "
+                                       f"never estimates or p-values. Stopped: {ending}."),
+                        html.table(pd.DataFrame(rows)))
+
+
 def write_report(a: Analysis, folder: Path) -> Path:
     """Write figures/*.png, tables/*.csv and report.html into `folder`; returns the HTML path."""
     board = with_report_verdicts(leaderboard(a.trials, predictions=a.predictions), a.verdicts)  # the answer's table
@@ -226,6 +247,7 @@ def write_report(a: Analysis, folder: Path) -> Path:
                                   "prediction or measurement it lacks)", html.table(verdicts[~asked]))
                      if (~asked).any() else ""),
         tuning_section(folder),
+        waves_section(folder),
         html.section("Learning curves", html.figure(figs["curves"], f"Validation AUC vs epoch, mean ± SD over "
                                                     f"{runs_word}, one panel per n per class", folder)),
         html.section("AUC vs n", html.figure(figs["auc_vs_n"], "Test AUC vs images per class: the leaderboard's mean "

@@ -2,7 +2,9 @@
 k seeds, and the fewest seeds that reach a target (the core of `xfer plan`; pure functions, no I/O)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Optional, Sequence
 
 import numpy as np
 from scipy import stats as st
@@ -64,3 +66,82 @@ def plan_comparison(name: str, components: Components, target: float, alpha: flo
                     target, needed,
                     mde_at(components, needed, alpha, power, comparisons) if needed else float("nan"),
                     mde_floor(components, alpha, power, comparisons))
+
+
+@dataclass(frozen=True)
+class PlannedComparison:
+    """One comparison of the plan: its pilot's mde and seeds, the seeds the target needs and their cost."""
+
+    n_per_class: str
+    comparison: str
+    pilot_seeds: int
+    estimate: float
+    mde_now: float  # as the report's leaderboard prints it (Holm's first step over the family)
+    seeds_needed: Optional[int]  # None: the shared test-set part alone is above the target
+    floor: float
+    seconds_per_trial: float
+    components: Optional[Components] = None  # the pilot's variance components: the mde at any seed count
+    family: int = 1  # comparisons in Holm's family
+
+
+def worst_mde(plans: Sequence[PlannedComparison], seeds: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The largest mde over `plans` (one n's comparisons) at `seeds` seeds, Holm's family as planned."""
+    return max(mde_at(p.components, seeds, alpha, power, p.family) if p.components else math.nan for p in plans) \
+        if plans else math.nan
+
+
+def allocate(plans: Sequence[PlannedComparison], seconds_per_seed: dict[str, float], budget: float,
+             least: int = 3, most: int = MAX_SEEDS, alpha: float = 0.05, power: float = 0.8) -> dict[str, int]:
+    """Seeds per n within `budget` seconds that make the worst mde over every n as small as they can (greedy:
+    the next seed goes to the n whose worst comparison is least precise, while it fits the budget); every n
+    gets at least `least`."""
+    by_n: dict[str, list[PlannedComparison]] = {}
+    for p in plans:
+        by_n.setdefault(p.n_per_class, []).append(p)
+    seeds = {n: least for n in by_n}
+    spent = sum(seconds_per_seed[n] * least for n in by_n)
+    while True:
+        worst = {n: worst_mde(group, seeds[n], alpha, power) for n, group in by_n.items()
+                 if seeds[n] < most and spent + seconds_per_seed[n] <= budget}
+        if not worst:
+            return seeds
+        n = max(worst, key=worst.get)
+        seeds[n] += 1
+        spent += seconds_per_seed[n]
+
+
+def plan_comparisons(trials, predictions: dict, durations: dict[str, float], target: float, alpha: float = 0.05,
+                     power: float = 0.8, inits: Optional[Sequence[str]] = None,
+                     sizes: Optional[Sequence] = None) -> list[PlannedComparison]:
+    """Every (n, init − baseline) comparison that the finished trials' test predictions can pair (`inits`,
+    `sizes`: their order, default the trials'), Holm's family being all of them, as in the leaderboard."""
+    from xfer.analysis.leaderboard import ARM_MATCH, is_baseline
+    from xfer.analysis.paired import image_scores
+    from xfer.analysis.stats import variance_components
+
+    scores = image_scores(trials, predictions)
+    if scores is None:
+        return []
+    baselines = sorted(trials.loc[trials["strategy"].map(is_baseline), "init"].unique())
+    if not baselines:
+        return []
+    present, sized = set(trials["init"]), set(trials["n_per_class"].astype(str))
+    inits = [i for i in (inits or sorted(present)) if i in present and i != baselines[0]]
+    sizes = [str(n) for n in (sizes or sorted(sized)) if str(n) in sized]
+    family = len(inits) * len(sizes)
+    out = []
+    for n in sizes:
+        at_n = trials["n_per_class"].astype(str) == n
+        for init in inits:
+            terms = [(at_n & (trials["init"] == init), 1.0), (at_n & (trials["init"] == baselines[0]), -1.0)]
+            cells = scores.cells(trials, terms, ARM_MATCH)
+            if len(cells) < 2:
+                continue
+            components = variance_components(cells, scores.images)
+            plan = plan_comparison(f"{init} − {baselines[0]}", components, target, alpha, power, comparisons=family)
+            runs = trials.loc[at_n & trials["init"].isin([init, baselines[0]]), "run_id"]
+            measured = [durations[r] for r in runs if r in durations]
+            seconds = float(np.mean(measured)) if measured else math.nan
+            out.append(PlannedComparison(n, plan.comparison, plan.pilot_seeds, components.estimate, plan.mde_now,
+                                         plan.seeds_needed, plan.floor, seconds, components, family))
+    return out

@@ -180,9 +180,10 @@ def comparison_truth(design: Design, comparison: str) -> float:
     return float(np.mean([design.truth(a, n) - design.truth(b, n) for n in ns]))
 
 
-def honesty_rates(design: Design, studies: int, seed: int = 0) -> dict:
-    """Run `studies` simulated studies through the report's hypotheses and leaderboard; per comparison, per
-    table (any false claim), coverage of the population truth, decisive rate, and the median reported mde."""
+def honesty_rates(design: Design, studies: int, seed: int = 0, draw=simulate_study) -> dict:
+    """Run `studies` simulated studies (`draw(rng, design)`: trials, predictions, histories) through the report's
+    hypotheses and leaderboard; per comparison, per table (any false claim), coverage of the population truth,
+    decisive rate, and the median reported mde."""
     from xfer.analysis.hypotheses import evaluate_hypotheses, verdict_table
     from xfer.analysis.leaderboard import leaderboard
     from xfer.config import AnalysisConfig
@@ -191,7 +192,7 @@ def honesty_rates(design: Design, studies: int, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     hyp, board = [], []
     for study in range(studies):
-        trials, predictions, histories = simulate_study(rng, design)
+        trials, predictions, histories = draw(rng, design)
         table = verdict_table(evaluate_hypotheses(trials, NO_CKA, cfg, predictions, histories))
         table = table[table["p"].notna()].assign(study=study)
         table["truth"] = [comparison_truth(design, c) for c in table["comparison"]]
