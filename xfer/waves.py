@@ -97,13 +97,15 @@ class WavesRun:
     results: list = dataclasses.field(default_factory=list)
     keys: set = dataclasses.field(default_factory=set)
     records: list = dataclasses.field(default_factory=list)
+    target: Optional[SeedWaves] = None
 
     @property
     def trials(self) -> int:
         return len(self.keys)
 
     def to_json(self) -> dict:
-        return {"waves": [dataclasses.asdict(r) for r in self.records]}
+        return {"waves": [dataclasses.asdict(r) for r in self.records],
+                "rule": dataclasses.asdict(self.target) if self.target else None}
 
 
 def run_waves(study: StudyConfig, recipes: dict, inits: dict, uri: str, experiment_id: str, experiment: str,
@@ -118,7 +120,7 @@ def run_waves(study: StudyConfig, recipes: dict, inits: dict, uri: str, experime
     from xfer.plan import evaluation_phase
     from xfer.tune import run_phase
 
-    waves = study.trials.seeds
+    waves = run.target = study.trials.seeds
     sizes = [str(n) for n in study.trials.n_per_class]
     done = {n: 0 for n in sizes}
     target = {n: waves.min for n in sizes}

@@ -184,15 +184,18 @@ def waves_section(folder: Path) -> str:
     record = folder.parent / WAVES_ARTIFACT
     if not record.is_file():
         return ""
-    waves = json.loads(record.read_text())["waves"]
+    saved = json.loads(record.read_text())
+    waves, rule = saved["waves"], saved.get("rule") or {}
+    target = (f" (≤ {rule['until_mde']:g} AUC; {rule['min']}–{rule['max']} seeds"
+              + (f", {rule['budget_minutes']:g} min" if rule.get("budget_minutes") else "") + ")") if rule else ""
     rows = [{"wave": w["wave"], "n per class": s["n_per_class"], "seeds": s["seeds"], "mde": s["mde"],
              "next": WaveStep(**s).why} for w in waves for s in w["steps"]]
     last = {s["n_per_class"]: WaveStep(**s) for s in waves[-1]["steps"]} if waves else {}
     ending = "; ".join(f"n = {n}: {step.seeds} seeds, {step.why}" for n, step in last.items())
     return html.section(f"Seed waves ({len(waves)} wave{'s' if len(waves) != 1 else ''})",
                         html.paragraph("Seeds were added per n in waves until every comparison with the baseline "
-                                       "at that n had a minimum detectable effect at most the study's target, the "
-                                       "maximum seeds, or the time budget. The rule reads standard errors only, "
+                                       f"at that n had a minimum detectable effect at most the study's target{target}, "
+                                       "the maximum seeds, or the time budget. The rule reads standard errors only, "
                                        f"never estimates or p-values. Stopped: {ending}."),
                         html.table(pd.DataFrame(rows)))
 
