@@ -99,7 +99,7 @@ def plan_lines(plans: list[PlannedComparison], study, target: float, slots: int)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    from xfer import track
+    from xfer import record, track
     from xfer.analysis.collect import load_study_runs, test_predictions
     from xfer.load import load_study
 
@@ -116,7 +116,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     runs = load_study_runs(uri, experiment)
     client = track.client(uri)
     durations = {r.info.run_id: (r.info.end_time - r.info.start_time) / 1000 for r in client.search_runs(
-        [runs.experiment_id], track.kind_filter(track.TRIAL), max_results=50000) if r.info.end_time}
+        [runs.experiment_id], track.kind_filter(record.TRIAL), max_results=50000) if r.info.end_time}
     predictions = test_predictions(client, list(runs.trials["run_id"]))
     plans = plan_comparisons(study, runs.trials, predictions, durations, args.target_mde)
     import os
