@@ -146,7 +146,8 @@ def train_stage(job: StageJob, source_path: Optional[str], cache_root: Path, uri
         init = dataclasses.replace(cfg.init, source=source_path or cfg.init.source)
         progress = StageProgress(job.name, cfg.train.epochs)
         tested = train_and_test(uri, run_id, cfg.model, init, data, test_idx, cfg.train, cfg.data.channels,
-                                STAGE_SEED, {**flatten(cfg), "stage_key": job.key}, on_epoch=progress)
+                                STAGE_SEED, {**flatten(cfg), "stage_key": job.key}, on_epoch=progress,
+                                on_batch=progress.batch)
         final = dict(tested.metrics, chance_accuracy=chance_accuracy(labels[test_idx]))
         progress.done(final)
         track.log_metrics(uri, run_id, {"chance_accuracy": final["chance_accuracy"]}, step=0)
