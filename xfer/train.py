@@ -175,8 +175,10 @@ def fit(model: nn.Module, model_name: str, data: FitData, cfg: TrainConfig, norm
             classification_metrics(y_val, probs, classes, positive, "val_")
         metrics["val_loss"] = _probs_loss(probs, y_val, multi_label)
         metrics["train_loss"] = float(np.mean(losses)) if losses else float("nan")
-        metrics["lr"] = optimizer.param_groups[-1]["lr"]
-        metrics["image_size"] = size
+        if scheduler is not None:  # else the learning rate and the size are constant: params (train.lr, data.image_size)
+            metrics["lr"] = optimizer.param_groups[-1]["lr"]
+        if cfg.progressive_sizes:
+            metrics["image_size"] = size
         val_auc = metrics["val_auc"] if not np.isnan(metrics["val_auc"]) else -metrics["val_loss"]
         if step_on == "epoch":
             scheduler.step()
