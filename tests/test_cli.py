@@ -29,6 +29,37 @@ def test_invalid_study_is_one_line_with_exit_code_2_and_debug_shows_the_tracebac
     assert "Traceback" in capsys.readouterr().err
 
 
+def test_check_parses_and_validates_a_study_without_importing_torch_sklearn_mlflow_or_ray(tmp_path):
+    import subprocess
+    import sys
+
+    study = tmp_path / "bad.yaml"
+    study.write_text("name: bad\ntrials: {init: [{strategy: randomm}], models: [cbr_tiny]}\n")
+    code = ("import sys, contextlib, io\n"
+            "import xfer.check, xfer.load, xfer.preflight, xfer.stages, xfer.plan, xfer.tuning, xfer.data, xfer.inits\n"
+            "from xfer.cli import main\n"
+            "from xfer.models import is_known_model, model_spec\n"
+            "assert is_known_model('resnet18') and model_spec('cbr_tiny').head == 'fc'\n"
+            "with contextlib.redirect_stderr(io.StringIO()):\n"
+            f"    assert main(['check', {str(study)!r}]) == 2\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'torchvision', 'timm', 'sklearn', "
+            "'scipy', 'mlflow', 'ray', 'matplotlib'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_importing_the_run_command_starts_no_ray_or_torch_import():
+    import subprocess
+    import sys
+
+    code = ("import sys, xfer.run, xfer.cluster\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'ray', 'sklearn'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
 def test_missing_input_file_is_one_line_with_its_own_exit_code(tmp_path, capsys):
     assert main(["ui", str(tmp_path)]) == 6  # a folder that is no study output
     err = capsys.readouterr().err.strip().splitlines()

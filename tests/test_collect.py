@@ -5,7 +5,7 @@ from types import SimpleNamespace
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from xfer import track
+from xfer import record, track
 from xfer.analysis.collect import load_study_runs
 from xfer.outcomes import study_trial_run_ids
 
@@ -18,7 +18,7 @@ def fake_store(tmp_path):
 
 def trial_run(client, experiment_id, key, test_auc, status="FINISHED", parent=None) -> str:
     init, seed = key.split("|")
-    tags = {track.KIND_TAG: track.TRIAL, track.TRIAL_KEY_TAG: key, "init": init, "strategy": init,
+    tags = {record.KIND_TAG: record.TRIAL, record.TRIAL_KEY_TAG: key, "init": init, "strategy": init,
             "model": "cbr_tiny", "n_per_class": "all", "seed": seed, **({track.PARENT_TAG: parent} if parent else {})}
     run_id = client.create_run(experiment_id, run_name=key, tags=tags).info.run_id
     client.log_batch(run_id, metrics=[Metric("test_auc", test_auc, 0, 0), Metric("best_val_auc", 0.9, 0, 0)])
@@ -32,7 +32,7 @@ def test_report_uses_exactly_the_trial_runs_the_study_run_recorded(tmp_path):
     stale = trial_run(client, experiment_id, "random|0", 0.5)
     reused = trial_run(client, experiment_id, "imagenet|0", 0.8)
     fresh = trial_run(client, experiment_id, "random|0", 0.7)
-    study_run = client.create_run(experiment_id, tags={track.KIND_TAG: track.STUDY}).info.run_id
+    study_run = client.create_run(experiment_id, tags={record.KIND_TAG: track.STUDY}).info.run_id
     client.log_dict(study_run, {"run_ids": [reused, fresh]}, track.STUDY_TRIALS_ARTIFACT)
     study = load_study_runs(uri, "edited", study_run)
     assert set(study.trials["run_id"]) == {reused, fresh} and stale not in set(study.trials["run_id"])
@@ -53,7 +53,7 @@ def test_without_a_record_the_newest_finished_run_per_trial_key_is_used_with_a_n
 
 def test_the_study_records_reused_finished_trials_and_its_own_unfinished_ones(tmp_path):
     uri, client, experiment_id = fake_store(tmp_path)
-    parent = client.create_run(experiment_id, tags={track.KIND_TAG: track.STUDY}).info.run_id
+    parent = client.create_run(experiment_id, tags={record.KIND_TAG: track.STUDY}).info.run_id
     reused = trial_run(client, experiment_id, "random|0", 0.7, parent="an earlier study run")
     broken = trial_run(client, experiment_id, "imagenet|0", 0.1, status="FAILED", parent=parent)
     results = [SimpleNamespace(error=None, metrics={"run_id": reused, "trial_done": 1}),

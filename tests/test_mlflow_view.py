@@ -1,7 +1,7 @@
 """`xfer ui`'s comparison view: a study's trials grouped by init, val_auc overlaid, stored as an MLflow shared view."""
 import json
 
-from xfer import track
+from xfer import record, track
 from xfer.mlflow_view import SHARED_VIEW_TAG, VIEW_KEY, compare_view_url, write_compare_view
 
 
@@ -9,8 +9,8 @@ def test_the_view_groups_trial_runs_by_init_and_charts_val_auc_first(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     experiment = track.ensure_experiment(uri, "mine")
     for init in ("random", "imagenet", "random"):
-        track.client(uri).create_run(experiment, tags={track.KIND_TAG: track.TRIAL, "init": init})
-    tuning = {track.KIND_TAG: track.TRIAL, "init": "meanvar", "xfer.phase": "tuning"}
+        track.client(uri).create_run(experiment, tags={record.KIND_TAG: record.TRIAL, "init": init})
+    tuning = {record.KIND_TAG: record.TRIAL, "init": "meanvar", "xfer.phase": "tuning"}
     track.client(uri).create_run(experiment, tags=tuning)  # a tuning trial: never one of the compared runs
     key = write_compare_view(uri, experiment)
     state = json.loads(track.client(uri).get_experiment(experiment).tags[SHARED_VIEW_TAG + key])

@@ -8,7 +8,7 @@ import mlflow
 import pytest
 import yaml
 
-from xfer import track
+from xfer import record, track
 from xfer.config import InitConfig, StudyConfig
 from xfer.load import parse_study
 from xfer.reuse import reuse_key, source_identity
@@ -85,5 +85,5 @@ def test_a_changed_stage_recipe_or_init_source_reruns_trials_and_an_unchanged_st
         assert run(study, InitConfig("meanvar", stage_v1, label="imagenet")) != first["imagenet"], \
             "a new strategy under the same label reruns"
         assert run(tiny_study(tmp_path, lr=0.01), InitConfig("random")) != first["random"]
-    runs = mlflow.MlflowClient(uri).search_runs([experiment_id], track.kind_filter(track.TRIAL))
+    runs = mlflow.MlflowClient(uri).search_runs([experiment_id], track.kind_filter(record.TRIAL))
     assert len(runs) == 5 and all(r.info.status == "FINISHED" for r in runs)

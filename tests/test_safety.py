@@ -261,13 +261,13 @@ def test_a_study_that_fails_its_checks_writes_a_summary_and_starts_nothing(tmp_p
 
 
 def test_trials_in_flight_end_killed_and_the_counts_say_what_never_started(tmp_path):
-    from xfer import track
+    from xfer import record, track
     from xfer.outcomes import trial_outcomes
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     experiment_id = track.ensure_experiment(uri, "outcomes")
     parent = track.study_run_id(uri, experiment_id, "outcomes", reuse=False)
-    tags = {track.KIND_TAG: track.TRIAL, track.PARENT_TAG: parent}
+    tags = {record.KIND_TAG: record.TRIAL, track.PARENT_TAG: parent}
     client = track.client(uri)
     done, flight = (client.create_run(experiment_id, tags=tags).info.run_id for _ in range(2))
     client.set_terminated(done, "FINISHED")

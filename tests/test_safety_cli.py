@@ -75,14 +75,14 @@ def test_report_on_a_missing_path_or_store_creates_nothing(tmp_path, monkeypatch
 
 
 def test_summary_counts_a_run_mlflow_holds_finished_though_tune_never_heard(tmp_path):
-    from xfer import track
+    from xfer import record, track
     from xfer.outcomes import study_trial_run_ids, trial_outcomes
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     experiment_id = track.ensure_experiment(uri, "counts")
     parent = track.study_run_id(uri, experiment_id, "counts", reuse=False)
     client = track.client(uri)
-    tags = {track.KIND_TAG: track.TRIAL, track.PARENT_TAG: parent}
+    tags = {record.KIND_TAG: record.TRIAL, track.PARENT_TAG: parent}
     done, flight = (client.create_run(experiment_id, tags=tags).info.run_id for _ in range(2))
     client.set_terminated(done, "FINISHED")  # its final tune.report was lost to the SIGINT
     no_reports = []  # the grid returned (Tune stopped it) without any trial's final report

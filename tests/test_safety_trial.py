@@ -3,7 +3,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from xfer import track
+from xfer import record, track
 from xfer.config import InitConfig, TrainConfig
 from xfer.pipeline import train_and_test
 from xfer.train import FitData
@@ -20,7 +20,7 @@ def test_a_trial_restarted_from_its_first_epoch_logs_each_epoch_once(tmp_path):
     data = FitData(lambda size: images, np.arange(24) % 2, np.arange(16), np.arange(16, 20), ("a", "b"), 16)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     experiment_id = track.ensure_experiment(uri, "restart")
-    tags = {track.TRIAL_KEY_TAG: "random|cbr_tiny|n=all|seed=0", track.STUDY_HASH_TAG: "h"}
+    tags = {record.TRIAL_KEY_TAG: "random|cbr_tiny|n=all|seed=0", record.STUDY_HASH_TAG: "h"}
 
     def attempt(on_epoch=None) -> str:
         run_id = track.open_run(uri, experiment_id, "t", tags, tuple(tags), from_start=True)

@@ -21,8 +21,8 @@ def trial_run(tmp_path):
     (tmp_path / "store").mkdir()
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     experiment = track.ensure_experiment(uri, "mine")
-    run_id = track.open_run(uri, experiment, KEY, {track.KIND_TAG: track.TRIAL, track.STUDY_TAG: "mine",
-                                                    track.TRIAL_KEY_TAG: KEY}, (track.TRIAL_KEY_TAG,))
+    run_id = track.open_run(uri, experiment, KEY, {record.KIND_TAG: record.TRIAL, record.STUDY_TAG: "mine",
+                                                    record.TRIAL_KEY_TAG: KEY}, (record.TRIAL_KEY_TAG,))
     with track.finishing(uri, run_id):
         track.log_file(uri, run_id, write_trial_checkpoint(tmp_path / "best.pt"), record.CHECKPOINT_ARTIFACT)
     return uri, run_id

@@ -14,10 +14,11 @@ from xfer.stages import (StageError, StageNotLearnedWarning, cached_checkpoint, 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def write_recipe(folder: Path, name: str, source: str | None = None, epochs: int = 1) -> None:
+def write_recipe(folder: Path, name: str, source: str | None = None, epochs: int = 1, batch_size: int = 64) -> None:
     raw = yaml.safe_load((ROOT / "pretrain" / "smoke_natural.yaml").read_text())
     raw["stage"] = name
     raw["train"]["epochs"] = epochs
+    raw["train"]["batch_size"] = batch_size
     raw["init"] = {"strategy": "imagenet", "source": source} if source else {"strategy": "random"}
     (folder / f"{name}.yaml").write_text(yaml.safe_dump(raw))
 
@@ -75,3 +76,32 @@ def test_a_stage_at_chance_is_reported_when_used(tmp_path):
     with pytest.warns(StageNotLearnedWarning, match=r"stage dead-cbr_tiny did not learn: held-out AUC 0.500"):
         paths = ensure_stages([good, dead], tmp_path / "cache", "unused", "0")
     assert paths[dead.key] == str(stage_dir(dead, tmp_path / "cache") / "checkpoint.pt")
+
+
+def test_a_long_stage_epoch_prints_batches_images_per_second_and_its_eta_and_a_short_one_prints_none(
+        tmp_path, monkeypatch, capsys):
+    from xfer import console, track
+    from xfer.stages import train_stage
+
+    quick = console.StageProgress("quick", 1)
+    for done in range(5):  # an epoch well under PROGRESS_AFTER_S: only the epoch line, later
+        quick.batch(1, done, 5, done * 64)
+    assert capsys.readouterr().out == ""
+
+    monkeypatch.chdir(ROOT)  # the recipe's data root is relative to the repository
+    monkeypatch.setattr(console, "PROGRESS_AFTER_S", 0.0)  # every batch of the epoch counts as "long"
+    monkeypatch.setattr(console, "PROGRESS_EVERY_S", 0.0)
+    write_recipe(tmp_path, "natural", batch_size=32)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one tiny epoch may end at chance
+        train_stage(plan_stage("natural", None, [tmp_path]), None, tmp_path / "cache", uri,
+                    track.ensure_experiment(uri, "stages"))
+    lines = capsys.readouterr().out.splitlines()
+    batches = [line for line in lines if " batch " in line]
+    total = int(batches[0].split(" batch ")[1].split()[0].split("/")[1])
+    assert total == 10  # 320 training images (400 of cifar10-subset's train folder less 20% validation) / 32
+    assert [int(line.split(" batch ")[1].split("/")[0]) for line in batches] == list(range(1, total))
+    assert all(line.startswith("[xfer] stage natural-cbr_tiny epoch 1/1  batch ") and " images/s  epoch ETA " in line
+               for line in batches)
+    assert lines.index(batches[-1]) < next(i for i, line in enumerate(lines) if "epoch 1/1  loss" in line)

@@ -78,3 +78,11 @@ def test_resume_continues_where_it_stopped():
     _, resumed = run_fit(cfg, resume=resume)
     assert len(resumed.history) == 3
     assert resumed.history[-1]["train_loss"] == full.history[-1]["train_loss"]
+
+
+def test_lr_and_image_size_are_epoch_metrics_only_when_a_scheduler_or_progressive_resizing_changes_them():
+    _, constant = run_fit(TrainConfig(epochs=2, batch_size=8))
+    assert not {"lr", "image_size"} & set(constant.history[0])  # train.lr and data.image_size are params
+    _, scheduled = run_fit(TrainConfig(epochs=2, batch_size=8, scheduler="cosine", progressive_sizes=((1, 12), (2, 16))))
+    assert [h["lr"] for h in scheduled.history] == [0.001, 0.0005]  # the rate each epoch trained at (cosine, 2 epochs)
+    assert [h["image_size"] for h in scheduled.history] == [12, 16]

@@ -7,10 +7,11 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch is imported by the functions that use it: validating a study needs none of it
+    import torch
+    from torch import nn
 
 CHECKPOINT_VERSION = 1  # bump when CheckpointMeta changes meaning; teach `_upgrade` to read the old one
 
@@ -52,6 +53,8 @@ class Checkpoint:
 
 def save_checkpoint(path: Path, state_dict: dict, meta: CheckpointMeta) -> Path:
     """Write {"state_dict", "meta"} (tensors on the CPU)."""
+    import torch
+
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}, "meta": meta.to_dict()}, path)
     return path
@@ -72,6 +75,8 @@ def _upgrade(meta: dict, path: Path) -> CheckpointMeta:
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """A checkpoint file (an xfer checkpoint, or a plain state dict: empty meta), loaded with weights_only=True."""
+    import torch
+
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")

@@ -9,8 +9,6 @@ import socket
 import threading
 from typing import Iterator, Optional
 
-import ray
-
 from xfer.console import say
 
 
@@ -59,6 +57,8 @@ def _interrupt_after(seconds: float) -> Iterator[threading.Event]:
 def connect(address: Optional[str]) -> None:
     """Join the Ray cluster at `address` (or RAY_ADDRESS); otherwise start a local Ray on loopback only.
     Any failure is a RayStartError carrying Ray's message."""
+    import ray  # seconds of imports, paid by the command that starts trials, not by `import xfer.run`
+
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         reachable(address)

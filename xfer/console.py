@@ -60,6 +60,10 @@ def quiet_trial_worker(*already_said: type[Warning]) -> None:
     one_line_warnings()
 
 
+PROGRESS_AFTER_S = 30.0  # a trial, or a stage epoch, quicker than this prints no progress line
+PROGRESS_EVERY_S = 30.0  # at most one progress line per trial or stage epoch this often
+
+
 def say(text: str) -> None:
     print(f"[xfer] {text}", flush=True)
 
@@ -87,14 +91,29 @@ def metric(metrics: dict, name: str) -> str:
 
 
 class StageProgress:
-    """Epoch hook of a stage: one line per epoch with loss, held-out AUC and ETA."""
+    """Hooks of a stage: a line per epoch (loss, held-out AUC, ETA) and, within an epoch running longer than
+    PROGRESS_AFTER_S, a line at most every PROGRESS_EVERY_S (batches done, images/s, the epoch's ETA)."""
 
     def __init__(self, name: str, epochs: int):
         self.name, self.epochs, self.began = name, epochs, time.perf_counter()
+        self.epoch_began = self.last_line = self.began
 
     def __call__(self, epoch: int, metrics: dict, state=None) -> None:
         say(f"stage {self.name} epoch {epoch}/{self.epochs}  loss {metric(metrics, 'train_loss')}  "
             f"val AUC {metric(metrics, 'val_auc')}  ETA {eta(self.began, epoch, self.epochs)}")
+
+    def batch(self, epoch: int, done: int, total: int, images: int) -> None:
+        """After `done` of the epoch's `total` batches (`images` images); done == 0: the epoch begins."""
+        now = time.perf_counter()
+        if done == 0:
+            self.epoch_began = self.last_line = now
+            return
+        if now - self.epoch_began < PROGRESS_AFTER_S or now - self.last_line < PROGRESS_EVERY_S or done >= total:
+            return
+        self.last_line = now
+        seconds = max(now - self.epoch_began, 1e-9)
+        say(f"stage {self.name} epoch {epoch}/{self.epochs}  batch {done}/{total}  {images / seconds:.1f} images/s  "
+            f"epoch ETA {eta(self.epoch_began, done, total)}")
 
     def done(self, metrics: dict) -> None:
         say(f"stage {self.name} done in {duration(time.perf_counter() - self.began)}: held-out accuracy "

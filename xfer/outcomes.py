@@ -12,7 +12,7 @@ from xfer import record, track
 
 def child_trial_runs(uri: str, experiment_id: str, parent: str) -> list:
     """The trial runs this study run started (reused runs of earlier study runs are not among them)."""
-    return track.client(uri).search_runs([experiment_id], f"{track.kind_filter(track.TRIAL)} and "
+    return track.client(uri).search_runs([experiment_id], f"{track.kind_filter(record.TRIAL)} and "
                                          f"tags.`{track.PARENT_TAG}` = '{parent}'", max_results=50000)
 
 

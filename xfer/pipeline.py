@@ -15,7 +15,7 @@ from xfer.config import InitConfig, TrainConfig
 from xfer.inits import InitInfo, apply_init
 from xfer.metrics import classification_metrics, multilabel_metrics
 from xfer.models import build_model
-from xfer.train import EpochHook, FitData, FitResult, fit, pick_device, predict_probs
+from xfer.train import BatchHook, EpochHook, FitData, FitResult, fit, pick_device, predict_probs
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,8 @@ def init_params(info: InitInfo, model: nn.Module) -> dict[str, str]:
 
 def train_logged(uri: str, run_id: str, model_name: str, init: InitConfig, data: FitData, cfg: TrainConfig,
                  channels: int, seed: int, params: dict, on_epoch: Optional[EpochHook] = None,
-                 resume: Optional[dict] = None) -> tuple[nn.Module, InitInfo, FitResult]:
+                 resume: Optional[dict] = None,
+                 on_batch: Optional[BatchHook] = None) -> tuple[nn.Module, InitInfo, FitResult]:
     """Build and initialise the model, log `params`, train on train/validation only; epochs go to the MLflow run."""
     model, info = initial_model(model_name, len(data.classes), channels, init, seed)
     track.log_params(uri, run_id, {**init_params(info, model), **params})
@@ -78,7 +79,8 @@ def train_logged(uri: str, run_id: str, model_name: str, init: InitConfig, data:
         if on_epoch is not None:
             on_epoch(epoch, metrics, state)
 
-    return model, info, fit(model, model_name, data, cfg, info.normalization, seed, on_epoch=log_epoch, resume=resume)
+    return model, info, fit(model, model_name, data, cfg, info.normalization, seed, on_epoch=log_epoch, resume=resume,
+                            on_batch=on_batch)
 
 
 def fit_summary(result: FitResult) -> dict[str, float]:
@@ -88,10 +90,10 @@ def fit_summary(result: FitResult) -> dict[str, float]:
 
 def train_and_test(uri: str, run_id: str, model_name: str, init: InitConfig, data: FitData, test_idx: np.ndarray,
                    cfg: TrainConfig, channels: int, seed: int, params: dict, on_epoch: Optional[EpochHook] = None,
-                   resume: Optional[dict] = None) -> Tested:
+                   resume: Optional[dict] = None, on_batch: Optional[BatchHook] = None) -> Tested:
     """`train_logged`, then the best epoch's model tested on `test_idx`; metrics go to the MLflow run."""
     model, info, result = train_logged(uri, run_id, model_name, init, data, cfg, channels, seed, params, on_epoch,
-                                       resume)
+                                       resume, on_batch)
     probs = predict_probs(model, data.images_at(data.image_size)[test_idx], info.normalization, pick_device(),
                           multi_label=data.multi_label)
     y_test = data.labels[test_idx]

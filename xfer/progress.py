@@ -5,12 +5,10 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from xfer.console import duration, eta, metric, say  # first: sets Ray's worker-log switch before Ray is imported
+# first: sets Ray's worker-log switch before Ray is imported
+from xfer.console import PROGRESS_AFTER_S, PROGRESS_EVERY_S, duration, eta, metric, say
 
 from ray import tune  # noqa: E402,I001
-
-PROGRESS_AFTER_S = 30.0  # a trial quicker than this prints only its finished line
-PROGRESS_EVERY_S = 30.0  # at most one epoch line per trial this often
 
 
 def epoch_line(key: str, result: dict, epochs: int) -> str:

@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-import torch
 
-from xfer import track
 from xfer.checkpoint import read_checkpoint, save_checkpoint
 from xfer.config import InitConfig, StageConfig, flatten, set_values
 from xfer.data.root import absolutize
@@ -128,13 +126,14 @@ def file_sha256(path: Path) -> str:
 
 def train_stage(job: StageJob, source_path: Optional[str], cache_root: Path, uri: str, experiment_id: str) -> str:
     """Train one stage (its dependency's checkpoint already made) and write checkpoint + manifest."""
+    from xfer import record, track  # MLflow and torch (below) are imported by the stage's task, not by `xfer check`
     from xfer.data.prepare import prepare_data
     from xfer.pipeline import train_and_test
     from xfer.train import FitData
 
     cfg = job.config
     out = stage_dir(job, cache_root)
-    tags = {track.KIND_TAG: track.STAGE, track.STAGE_TAG: cfg.stage, track.STAGE_KEY_TAG: job.key,
+    tags = {record.KIND_TAG: track.STAGE, track.STAGE_TAG: cfg.stage, track.STAGE_KEY_TAG: job.key,
             "model": cfg.model}
     run_id = track.open_run(uri, experiment_id, f"stage:{job.name}", tags, (track.STAGE_KEY_TAG,))
     began = time.perf_counter()
@@ -147,7 +146,8 @@ def train_stage(job: StageJob, source_path: Optional[str], cache_root: Path, uri
         init = dataclasses.replace(cfg.init, source=source_path or cfg.init.source)
         progress = StageProgress(job.name, cfg.train.epochs)
         tested = train_and_test(uri, run_id, cfg.model, init, data, test_idx, cfg.train, cfg.data.channels,
-                                STAGE_SEED, {**flatten(cfg), "stage_key": job.key}, on_epoch=progress)
+                                STAGE_SEED, {**flatten(cfg), "stage_key": job.key}, on_epoch=progress,
+                                on_batch=progress.batch)
         final = dict(tested.metrics, chance_accuracy=chance_accuracy(labels[test_idx]))
         progress.done(final)
         track.log_metrics(uri, run_id, {"chance_accuracy": final["chance_accuracy"]}, step=0)
@@ -176,6 +176,8 @@ def chance_accuracy(labels: np.ndarray) -> float:
 
 def _stage_task(job: StageJob, source_path: Optional[str], cache_root: str, uri: str, experiment_id: str,
                 threads: int) -> str:
+    import torch
+
     torch.set_num_threads(threads)
     return train_stage(job, source_path, Path(cache_root), uri, experiment_id)
 

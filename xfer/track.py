@@ -15,7 +15,7 @@ from mlflow.entities import RunStatus
 
 from xfer.config import TrackingConfig
 from xfer.paths import inside
-from xfer.record import KIND_TAG, STUDY_HASH_TAG, STUDY_TAG, TRIAL, TRIAL_KEY_TAG  # noqa: F401 - one set of tag names
+from xfer.record import KIND_TAG, STUDY_TAG
 
 MAX_PARAM_LENGTH = 6000
 

@@ -19,6 +19,7 @@ from xfer.data.normalize import normalize
 from xfer.metrics import classification_metrics, multilabel_metrics
 
 EpochHook = Callable[[int, dict, Callable[[], dict]], None]
+BatchHook = Callable[[int, int, int, int], None]  # (epoch, batches done, batches in the epoch, images done)
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def _loader(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, generator:
 
 def fit(model: nn.Module, model_name: str, data: FitData, cfg: TrainConfig, normalization: str, seed: int,
         device: Optional[torch.device] = None, on_epoch: Optional[EpochHook] = None,
-        resume: Optional[dict] = None) -> FitResult:
+        resume: Optional[dict] = None, on_batch: Optional[BatchHook] = None) -> FitResult:
     """Train `model` on data.train_idx, select the best epoch by val AUC; `resume` is a state from `on_epoch`."""
     device = device or pick_device()
     torch.manual_seed(seed)
@@ -145,7 +146,9 @@ def fit(model: nn.Module, model_name: str, data: FitData, cfg: TrainConfig, norm
         size = train_options.size_for_epoch(cfg.progressive_sizes, epoch, image_size)
         loader = _loader(images_at(size)[train_idx], y_train, cfg, generator, device)
         model.train()
-        losses = []
+        losses, seen = [], 0
+        if on_batch is not None:
+            on_batch(epoch, 0, len(loader), 0)
         for x, y in loader:
             x = x.float().div_(255)
             if augment is not None:
@@ -163,14 +166,19 @@ def fit(model: nn.Module, model_name: str, data: FitData, cfg: TrainConfig, norm
             if step_on == "batch":
                 scheduler.step()
             losses.append(loss.item())
+            seen += len(y)
+            if on_batch is not None:
+                on_batch(epoch, len(losses), len(loader), seen)
 
         probs = predict_probs(model, val_images, normalization, device, multi_label=multi_label)
         metrics = multilabel_metrics(y_val, probs, classes, "val_") if multi_label else \
             classification_metrics(y_val, probs, classes, positive, "val_")
         metrics["val_loss"] = _probs_loss(probs, y_val, multi_label)
         metrics["train_loss"] = float(np.mean(losses)) if losses else float("nan")
-        metrics["lr"] = optimizer.param_groups[-1]["lr"]
-        metrics["image_size"] = size
+        if scheduler is not None:  # else the learning rate and the size are constant: params (train.lr, data.image_size)
+            metrics["lr"] = optimizer.param_groups[-1]["lr"]
+        if cfg.progressive_sizes:
+            metrics["image_size"] = size
         val_auc = metrics["val_auc"] if not np.isnan(metrics["val_auc"]) else -metrics["val_loss"]
         if step_on == "epoch":
             scheduler.step()

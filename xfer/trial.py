@@ -27,7 +27,7 @@ from xfer.train import EpochHook, FitData
 
 def finished_metrics(uri: str, experiment_id: str, key: str, fingerprint: str) -> Optional[dict]:
     """Final metrics of this trial's finished run, if one exists (resume never re-runs it)."""
-    run = track.find_run(uri, experiment_id, {track.TRIAL_KEY_TAG: key, track.STUDY_HASH_TAG: fingerprint})
+    run = track.find_run(uri, experiment_id, {record.TRIAL_KEY_TAG: key, record.STUDY_HASH_TAG: fingerprint})
     if not track.is_finished(run) or run.data.tags.get(record.OUTCOME_TAG) == record.STOPPED_EARLY:
         return None  # a trial a scheduler stopped is no result to reuse
     return dict(run.data.metrics, run_id=run.info.run_id)
@@ -109,10 +109,10 @@ def run_trial(study: StudyConfig, spec: TrialSpec, uri: str, experiment_id: str,
         return done
     resume, on_epoch = keyed_resume(resume, on_epoch, spec.key, fingerprint)
     dataset = "+".join(d.name for d in study.data.datasets)
-    tags = dict(spec.tags(study.name, dataset).to_mlflow(), **{track.STUDY_HASH_TAG: fingerprint})
+    tags = dict(spec.tags(study.name, dataset).to_mlflow(), **{record.STUDY_HASH_TAG: fingerprint})
     if parent_run_id:
         tags[track.PARENT_TAG] = parent_run_id
-    run_id = track.open_run(uri, experiment_id, spec.key, tags, (track.TRIAL_KEY_TAG, track.STUDY_HASH_TAG),
+    run_id = track.open_run(uri, experiment_id, spec.key, tags, (record.TRIAL_KEY_TAG, record.STUDY_HASH_TAG),
                             from_start=resume is None)  # a restarted trial logs its epochs into a fresh run
     if on_epoch is not None:  # each epoch's report names its run (a trial a scheduler stops is found by it)
         report = on_epoch

@@ -26,7 +26,7 @@ def is_trial_key(ref: str) -> bool:
 
 def trial_run_id(key: str, study: Optional[str], tracking_uri: Optional[str]) -> tuple[str, str]:
     """(run id, tracking URI) of the newest finished run of the trial `key` in `study` (any study if None)."""
-    from xfer import track
+    from xfer import record, track
 
     experiment = study
     if study is not None and Path(study).is_dir():
@@ -46,12 +46,12 @@ def trial_run_id(key: str, study: Optional[str], tracking_uri: Optional[str]) ->
         ids = [found.experiment_id]
     else:
         ids = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(ids, f"tags.`{track.TRIAL_KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
+    runs = client.search_runs(ids, f"tags.`{record.TRIAL_KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
                               order_by=["attributes.start_time DESC"])
     if not runs:
         raise FileNotFoundError(f"no finished trial {key!r} in {uri}" + (f" (study {study})" if study else "")
                                 + "; the keys are in the console's trial lines and the report")
-    studies = sorted({r.data.tags.get(track.STUDY_TAG, "?") for r in runs})
+    studies = sorted({r.data.tags.get(record.STUDY_TAG, "?") for r in runs})
     if len(studies) > 1:
         raise FileNotFoundError(f"trial {key!r} is in several studies ({', '.join(studies)}): name one with --study")
     return runs[0].info.run_id, uri

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from xfer.config import StudyConfig, TuningConfig, set_values
 from xfer.plan import Phase, TrialSpec, Unit, evaluation_specs
-from xfer.record import KIND_TAG, OUTCOME_TAG, STOPPED_EARLY, TUNING
+from xfer.record import KIND_TAG, OUTCOME_TAG, STOPPED_EARLY, STUDY_TAG, TUNING
 from xfer.reuse import digest
 
 DOMAIN = re.compile(r"^\s*(loguniform|uniform|randint)\(\s*([^,()]+?)\s*,\s*([^,()]+?)\s*\)\s*$")
@@ -162,9 +162,9 @@ def run_tuning(study: StudyConfig, inits: dict, uri: str, experiment_id: str, st
         recorded = track.client(uri).download_artifacts(previous.info.run_id, RECIPES_ARTIFACT)
         say(f"tuning: reusing the finished tuning run {previous.info.run_id} (same space, search, data and seeds)")
         return recipes_from_json(Path(recorded).read_text())
-    tags = {track.KIND_TAG: TUNING_KIND, track.STUDY_TAG: study.name, TUNING_KEY_TAG: key,
+    tags = {KIND_TAG: TUNING_KIND, STUDY_TAG: study.name, TUNING_KEY_TAG: key,
             track.PARENT_TAG: study_run_id}
-    run_id = track.open_run(uri, experiment_id, f"tuning:{study.name}", tags, (track.KIND_TAG, TUNING_KEY_TAG))
+    run_id = track.open_run(uri, experiment_id, f"tuning:{study.name}", tags, (KIND_TAG, TUNING_KEY_TAG))
     recipes, rows = {}, []
     with track.finishing(uri, run_id):
         planned = cells(study)

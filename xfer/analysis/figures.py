@@ -1,6 +1,7 @@
 """The report's figures (matplotlib, Agg backend): curves, AUC vs n, CKA by depth, Grad-CAM grid, t-SNE."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -14,6 +15,7 @@ import pandas as pd  # noqa: E402
 from xfer.analysis.collect import n_order  # noqa: E402
 
 DPI = 110
+BAR_STRIP_IN = 1.0  # inches right of the Grad-CAM grid for its colour bar, ticks and label
 
 
 def _grid(count: int, width: float = 4.2, height: float = 3.3, columns: int = 3):
@@ -130,7 +132,13 @@ def gradcam_grid(images: np.ndarray, labels: np.ndarray, cams: dict[str, np.ndar
     probs = {k: v[keep] for k, v in probs.items()}
     rows = 1 + len(cams)
     cols = len(images)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols + 0.8, 2.1 * rows), squeeze=False)
+    # the colour bar and its label take a fixed strip of BAR_STRIP_IN inches on the right, and the title wraps to the
+    # width, so one probe column clips neither
+    width = max(2.0 * cols, 2.4) + BAR_STRIP_IN
+    title = textwrap.fill(note, width=max(int((width - BAR_STRIP_IN) * 14), 20))
+    lines = title.count("\n") + 1 if title else 0
+    height = 2.1 * rows + 0.18 * lines
+    fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False)
     extent = (0, images.shape[-1], images.shape[-2], 0)
     for j, (img, label) in enumerate(zip(images, labels)):
         axes[0, j].imshow(img.mean(0), cmap="gray", extent=extent)
@@ -145,13 +153,15 @@ def gradcam_grid(images: np.ndarray, labels: np.ndarray, cams: dict[str, np.ndar
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0, 0].set_ylabel("input", fontsize=7)
-    fig.suptitle(note, fontsize=8)
-    fig.tight_layout(rect=(0, 0, 0.86, 1))  # the right strip holds the colour bar
+    if title:
+        fig.suptitle(title, fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1 - BAR_STRIP_IN / width, 1))
     if cams:
-        bar = fig.colorbar(heat, cax=fig.add_axes((0.89, 0.1, 0.025, 0.6)))
+        left = 1 - (BAR_STRIP_IN - 0.1) / width
+        bar = fig.colorbar(heat, cax=fig.add_axes((left, 0.1, 0.15 / width, 0.6)))
         bar.set_label("Grad-CAM (0: none, 1: strongest)", fontsize=7)
         bar.ax.tick_params(labelsize=7)
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", pad_inches=0.05)
     plt.close(fig)
     return path
 
@@ -170,32 +180,49 @@ def correctly_classified(labels: np.ndarray, probs: dict[str, np.ndarray]) -> tu
 
 
 def confusion_matrix_figure(matrix: np.ndarray, classes: tuple[str, ...], path: Path, title: str = "") -> Path:
-    """A confusion matrix as a heat map with counts (rows: true class, columns: predicted)."""
+    """A confusion matrix as a heat map of each true class's fractions, with counts (rows: true, columns: predicted)."""
     fig, ax = plt.subplots(figsize=(1.2 * len(classes) + 2.2, 1.1 * len(classes) + 1.4))
-    _confusion_panel(fig, ax, np.asarray(matrix), classes, title)
+    _fraction_bar(fig, _confusion_panel(ax, np.asarray(matrix), classes, title), ax)
     return _save(fig, path)
 
 
 def confusion_grid(matrices: dict[str, np.ndarray], classes: tuple[str, ...], path: Path) -> Path:
-    """One confusion-matrix panel per label (init / model), side by side."""
-    size = 1.1 * len(classes) + 2.0
-    fig, axes = _grid(len(matrices), width=size + 0.6, height=size, columns=4)
-    for ax, (label, matrix) in zip(axes, matrices.items()):
-        _confusion_panel(fig, ax, np.asarray(matrix), classes, label)
-    return _save(fig, path)
+    """One confusion-matrix panel per label (init / model), side by side, on one colour scale: the fraction of
+    each true class (row) predicted as each class, 0–1, whatever a panel's counts; counts printed."""
+    size = 0.8 * len(classes) + 1.6
+    cols = max(1, min(4, len(matrices)))
+    rows = max(1, -(-len(matrices) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols + 0.8, size * rows), squeeze=False,
+                             layout="constrained")
+    for ax in axes.flat[len(matrices):]:
+        ax.set_visible(False)
+    for ax, (label, matrix) in zip(axes.flat, matrices.items()):
+        shown = _confusion_panel(ax, np.asarray(matrix), classes, label)
+    _fraction_bar(fig, shown, list(axes.flat[:len(matrices)]))
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
 
 
-def _confusion_panel(fig, ax, matrix: np.ndarray, classes: tuple[str, ...], title: str) -> None:
-    shown = ax.imshow(matrix, cmap="Blues", vmin=0)
+def _confusion_panel(ax, matrix: np.ndarray, classes: tuple[str, ...], title: str):
+    """Colour: the row's fraction (0–1, the same scale on every panel); text: the count and that fraction."""
+    fractions = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    shown = ax.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
     for (i, j), count in np.ndenumerate(matrix):
-        ax.text(j, i, str(count), ha="center", va="center",
-                color="white" if count > matrix.max() / 2 else "black")
+        ax.text(j, i, f"{count}\n{fractions[i, j]:.0%}", ha="center", va="center", fontsize=8,
+                color="white" if fractions[i, j] > 0.5 else "black")
     ax.set_xticks(range(len(classes)), classes)
     ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=8)
-    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+    return shown
+
+
+def _fraction_bar(fig, shown, ax) -> None:
+    bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+    bar.set_label("fraction of the true class", fontsize=7)
+    bar.ax.tick_params(labelsize=7)
 
 
 def tsne_panels(embeddings: dict[str, np.ndarray], labels: np.ndarray, classes: tuple[str, ...], path: Path) -> Path:

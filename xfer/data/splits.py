@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold
 
 from xfer.config import SplitConfig
 from xfer.data.records import Record, warn_skipped
@@ -46,6 +45,8 @@ def fold_splits(records: Sequence[Record], split: SplitConfig, repeat: int = 0) 
 
     Every record is tested in exactly one fold; raises FoldError when a part of some fold lacks a class.
     """
+    from sklearn.model_selection import StratifiedGroupKFold  # a second of imports, for cross-validation only
+
     labels = np.array([r.label for r in records])
     groups = np.array([r.patient_id for r in records])
     folds = StratifiedGroupKFold(n_splits=split.folds, shuffle=True, random_state=split.seed + repeat)

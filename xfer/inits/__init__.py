@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
-
-from torch import nn
+from typing import TYPE_CHECKING, Callable, Optional
 
 from xfer.config import InitConfig
 from xfer.models import model_spec
 from xfer.registry import Registry
+
+if TYPE_CHECKING:  # torch is imported by the functions that use it: validating a study needs none of it
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class StrategyInfo:
 
 
 # strategy(model, model_name, source, in_channels) -> InitInfo; modifies `model` in place
-Strategy = Callable[[nn.Module, str, Optional[str], int], InitInfo]
+Strategy = Callable[["nn.Module", str, Optional[str], int], InitInfo]
 INITS: Registry[Strategy] = Registry("init strategy")
 STRATEGY_INFO: Registry[StrategyInfo] = Registry("init strategy")
 

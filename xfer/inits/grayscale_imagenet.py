@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
-
-from torch import nn
+from typing import TYPE_CHECKING, Optional
 
 from xfer.inits import InitInfo, register
 from xfer.inits.transfer import transfer
 from xfer.inits.weights import source_for
+
+if TYPE_CHECKING:
+    from torch import nn
 
 CHEAP_VARIANT = ("cheap variant: RGB source, first-layer filters summed to one channel instead of "
                  "grayscale pretraining (give a 1-channel checkpoint or stage for the real thing)")

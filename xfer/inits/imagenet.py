@@ -1,13 +1,14 @@
 """`imagenet`: copy ImageNet-pretrained weights (published by default) into the backbone."""
 from __future__ import annotations
 
-from typing import Optional
-
-from torch import nn
+from typing import TYPE_CHECKING, Optional
 
 from xfer.inits import InitInfo, register
 from xfer.inits.transfer import transfer
 from xfer.inits.weights import source_for
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @register("imagenet", pretrained=True, weights="copied", domain="natural")

@@ -4,16 +4,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
-import torch
-import torchvision
+from typing import TYPE_CHECKING, Callable
 
 from xfer.models.packaged import PACKAGED, PACKAGED_TAG, load_packaged, packaged_path
 from xfer.models.timm_models import timm_normalization
 from xfer.registry import Registry, UnknownNameError
 from xfer.source import parse_source
 from xfer.xrv import import_xrv
+
+if TYPE_CHECKING:  # torch is imported by the functions that use it: validating a study needs none of it
+    import torch
 
 TORCHVISION_DEFAULT_TAG = "IMAGENET1K_V1"  # the weights most transfer-learning papers used
 HF_FILES = ("model.safetensors", "pytorch_model.bin")  # what timm looks for on the HF hub, in order
@@ -39,6 +39,9 @@ PUBLISHERS: Registry[Callable[[str], PublishedWeights]] = Registry("weight sourc
 @PUBLISHERS.register("torchvision")
 def torchvision_weights(name: str) -> PublishedWeights:
     """`ARCH[.TAG]`, e.g. resnet18.IMAGENET1K_V1; cached in torch.hub's checkpoints folder."""
+    import torch
+    import torchvision
+
     arch, _, tag = name.partition(".")
     try:
         enum = torchvision.models.get_model_weights(arch)
@@ -109,6 +112,7 @@ def timm_weights(name: str) -> PublishedWeights:
     """`ARCH[.TAG]`, e.g. resnet10t.c3_in1k; cached in the HF hub cache (or torch.hub for url-only weights).
     A bare ARCH with packaged weights (efficientnet_lite0) resolves to them when timm's cache lacks its own."""
     import timm  # imported on first use: it costs a second
+    import torch
 
     arch, _, tag = name.partition(".")
     if arch in PACKAGED and tag == PACKAGED_TAG:

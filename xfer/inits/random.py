@@ -1,12 +1,13 @@
 """`random`: the framework's default initialization, as build_model leaves it."""
 from __future__ import annotations
 
-from typing import Optional
-
-from torch import nn
+from typing import TYPE_CHECKING, Optional
 
 from xfer.inits import InitInfo, register
 from xfer.models import model_spec
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @register("random", pretrained=False, weights="default")

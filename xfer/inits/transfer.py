@@ -1,11 +1,14 @@
 """Shared step of the weight-copying strategies: load a source and copy it into the model, head excluded."""
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from xfer.inits import InitInfo
 from xfer.inits.weights import Weights, head_prefixes, load_state_dict_checked, load_weights
 from xfer.models import model_spec
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def normalization_of(weights: Weights) -> tuple[str, str]:

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Optional
 
 from xfer.checkpoint import CheckpointMeta, read_checkpoint
 from xfer.inits.published import PublishedWeights, published_weights
 from xfer.models import adapt_first_conv, model_spec
 from xfer.source import parse_source
+
+if TYPE_CHECKING:  # torch is imported by the functions that use it: validating a study needs none of it
+    import torch
+    from torch import nn
 
 SHOWN_KEYS = 20  # keys listed per kind of mismatch before "... and N more"
 
@@ -67,6 +68,8 @@ def source_for(model_name: str, source: Optional[str], role: str) -> str:
 
 def load_weights(source: str) -> Weights:
     """Load a published name (from its library's cache only) or a checkpoint file; never downloads."""
+    import torch
+
     parsed = parse_source(source)
     if parsed.kind == "stage":
         raise ValueError(f"{source}: stage sources are resolved to checkpoint files by xfer.stages first")

@@ -1,11 +1,14 @@
 """Model registry: build any registered model and find its head, first conv and depth-ordered blocks."""
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from xfer.models import cbr, torchvision_models, xrv_models  # noqa: F401  (register their specs)
 from xfer.models.spec import MODELS, ModelSpec, adapt_first_conv
 from xfer.models.timm_models import PREFIX as TIMM_PREFIX, is_timm_model, timm_spec
+
+if TYPE_CHECKING:  # the registry is data; torch is imported by the builders (xfer check validates without it)
+    from torch import nn
 
 __all__ = ["MODELS", "ModelSpec", "adapt_first_conv", "build_model", "is_known_model", "known_models",
            "model_spec", "head_and_backbone_params", "layer_blocks"]

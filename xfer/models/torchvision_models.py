@@ -1,18 +1,21 @@
 """torchvision ResNet-18/50, DenseNet-121 and VGG-16, with an n-channel first conv."""
 from __future__ import annotations
 
-from typing import Callable
-
-import torchvision
-from torch import nn
+from typing import TYPE_CHECKING, Callable
 
 from xfer.models.spec import MODELS, ModelSpec, with_in_channels
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def torchvision_builder(arch: str, first_conv: str, init_mode: str) -> Callable[[int, int], nn.Module]:
     """Builder for a torchvision architecture; a replaced first conv gets the architecture's own init."""
 
     def build(num_classes: int, in_channels: int) -> nn.Module:
+        import torchvision  # imported when a model is built: it costs seconds, a spec needs none of it
+        from torch import nn
+
         model = torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
         if in_channels != 3:
             conv = with_in_channels(model.get_submodule(first_conv), in_channels)

@@ -1,10 +1,13 @@
 """torchxrayvision's DenseNet-121 architecture (the model its X-ray weights were trained in)."""
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from xfer.models.spec import MODELS, ModelSpec
 from xfer.xrv import import_xrv
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def build_xrv_densenet121(num_classes: int, in_channels: int) -> nn.Module:
