@@ -20,6 +20,7 @@ figcaption { font-size: .85em; color: #555; }
 .note { color: #555; font-style: italic; }
 .warning { background: #fce8e6; border: 2px solid #d93025; padding: .8em; margin: 1em 0; }
 details { margin: .5em 0; }
+.wide { overflow-x: auto; max-width: 100%; }
 """
 
 
@@ -45,7 +46,8 @@ def table(frame: pd.DataFrame, row_class: str | None = None) -> str:
         cells = "".join(f"<td class='text'>{t}</td>" if is_text else f"<td>{t}</td>"
                         for t, is_text in map(cell, r.tolist()))
         rows.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    # a table wider than the page scrolls inside its own box instead of overflowing the page
+    return f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
 
 
 def figure(path: Path | None, caption: str, base: Path) -> str:

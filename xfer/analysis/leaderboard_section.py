@@ -112,6 +112,7 @@ def leaderboard_section(trials: pd.DataFrame, verdicts: list, confusion: dict | 
     if matrices and folder is not None:
         (folder / "figures").mkdir(parents=True, exist_ok=True)
         path = figures.confusion_grid(matrices, classes, folder / "figures" / "confusion_matrices.png")
-        parts.append(html.figure(path, "Confusion matrices at the largest n, summed over seeds and folds "
+        over = "seeds and folds" if "fold" in trials else "seeds"
+        parts.append(html.figure(path, f"Confusion matrices at the largest n, summed over {over} "
                                        "(rows: true class; threshold: the most probable class)", folder))
     return html.section("Answer: test AUC per strategy", *parts)
