@@ -88,3 +88,22 @@ def test_sigint_ends_the_study_killed_with_exit_130_and_resume_finishes_it(tmp_p
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["status"], summary["finished"]) == ("finished", 9)
     assert mlflow.MlflowClient(uri).get_run(summary["study_run_id"]).info.status == "FINISHED"
+
+
+def test_a_report_that_fails_is_recorded_not_raised_and_an_interrupted_one_is_returned(tmp_path, capsys):
+    from xfer.run import attach_report
+
+    def broken():
+        raise ImportError("cannot import name 'X'")
+
+    summary = {"status": "finished"}
+    assert attach_report(summary, broken, tmp_path) is None
+    assert summary["report"] is None and summary["report_error"] == "ImportError: cannot import name 'X'"
+    assert f"xfer report {tmp_path}" in capsys.readouterr().err, "says how to build it again"
+
+    def stopped():
+        raise KeyboardInterrupt
+
+    assert isinstance(attach_report(summary, stopped, tmp_path), KeyboardInterrupt)
+    assert attach_report(summary, lambda: tmp_path / "report.html", tmp_path) is None
+    assert summary["report"] == str(tmp_path / "report.html")

@@ -156,11 +156,10 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
     if report and error is None and (not interrupted or report_partial):
         from xfer.report import build_report
 
-        try:
-            summary["report"] = str(build_report(uri, experiment, out, study.analysis, parent_run_id=parent))
-        except KeyboardInterrupt as e:  # the trials are done; only the report is missing
-            error, interrupted, summary["status"] = e, True, "interrupted"
-            summary["report"] = None
+        stopped = attach_report(summary, lambda: build_report(uri, experiment, out, study.analysis,
+                                                              parent_run_id=parent), out)
+        if stopped is not None:  # the trials are done; only the report is missing
+            error, interrupted, summary["status"] = stopped, True, "interrupted"
     summary["wall_seconds"] = round(time.perf_counter() - began, 1)
     with tracking_may_fail():
         track.log_metrics(uri, parent, {"wall_seconds": summary["wall_seconds"], "failed_trials": summary["failed"]}, 0)
@@ -177,6 +176,21 @@ def _run_locked(path: Path, study: StudyConfig, resume: bool, report: bool, reci
         raise error
     close_study(uri, experiment, parent, out, summary)
     return summary
+
+
+def attach_report(summary: dict, build, out: Path) -> Optional[KeyboardInterrupt]:
+    """summary["report"] from `build()`; a failed report is recorded (`report_error`, said on stderr), never raised:
+    the trials are done and in MLflow. Returns the KeyboardInterrupt that stopped it, if one did."""
+    try:
+        summary["report"] = str(build())
+    except KeyboardInterrupt as e:
+        summary["report"] = None
+        return e
+    except Exception as e:  # noqa: BLE001 - a failed report loses no trial: say so, keep the summary and the runs
+        summary["report"], summary["report_error"] = None, f"{type(e).__name__}: {e}"
+        print(f"[xfer] the report failed ({summary['report_error']}); every finished trial is in MLflow: build it "
+              f"again with: xfer report {out}", file=sys.stderr, flush=True)
+    return None
 
 
 def _record_waves(uri: str, parent: str, out: Path, run) -> None:
@@ -267,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             summary = run_study(args.config, args.resume, not args.no_report, args.recipes,
                                 report_partial=args.report_partial)
-            return EXIT_FAILED if summary["status"] != "finished" else 0
+            return EXIT_FAILED if summary["status"] != "finished" or summary.get("report_error") else 0
     except StudyInterrupted as e:
         return e.exit_code
     except KeyboardInterrupt:
