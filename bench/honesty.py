@@ -19,7 +19,8 @@ INITS = ("random", "imagenet", "chexpert")
 SCENARIOS = {  # key: (row name, design, share of `studies`)
     "3seeds": ("fixed split, 3 seeds, no effect", lambda: null_design(3, 300, inits=INITS), 1.0),
     "8seeds": ("fixed split, 8 seeds, no effect", lambda: null_design(8, 300, inits=INITS), 0.5),
-    "cv": ("3-fold × 3-repeat CV, 1 seed, no effect", lambda: null_design(1, 150, folds=3, repeats=3, inits=INITS), 1.0),
+    "cv": ("3-fold × 3-repeat CV, 1 seed, no effect",
+           lambda: null_design(1, 150, folds=3, repeats=3, inits=INITS), 1.0),
     "plateau": ("fixed split, 8 seeds, equal speed, imagenet plateau +0.04",
                 lambda: null_design(8, 300, inits=INITS[:2], plateau={"5": 0.04, "80": 0.04}), 0.5),
 }

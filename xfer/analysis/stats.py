@@ -57,7 +57,7 @@ class ImageCell:
     influence: np.ndarray  # per test image (in the order of `images`), the same contrast of DeLong influences
 
 
-SEED_PART_CONFIDENCE = 0.8  # the df take the seed excess at this upper confidence limit (few-cluster honesty)
+SEED_PART_CONFIDENCE = 0.8  # the df take the seed excess at this upper limit (measured: bench/RESULTS.md, issue 20)
 
 
 @dataclass(frozen=True)
