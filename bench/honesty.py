@@ -1,30 +1,37 @@
 """False decisions, coverage and power of the report's hypotheses and leaderboard on simulated studies with a
 population truth (xfer.analysis.simulate). Run with the code to measure first on PYTHONPATH:
-`PYTHONPATH=$PWD python bench/honesty.py [studies]`; prints one markdown row per scenario."""
+`PYTHONPATH=$PWD python bench/honesty.py [studies] [rates|SCENARIO…|power|lone]`; prints one markdown row per
+scenario (3-seed and cross-validated rows get `studies` studies, the 8-seed rows half)."""
+import os
 import sys
 import time
 
 import numpy as np
+from scipy import stats as st
 
-from xfer.analysis.simulate import honesty_rates, null_design
+from xfer.analysis.paired import image_scores
+from xfer.analysis.simulate import Arm, Design, honesty_rates, null_design, simulate_study
+from xfer.analysis.stats import Components, variance_components
 
 INITS = ("random", "imagenet", "chexpert")
 
 
-def scenarios(studies: int):
-    yield "fixed split, 3 seeds, no effect", null_design(3, 300, inits=INITS), studies
-    yield "fixed split, 8 seeds, no effect", null_design(8, 300, inits=INITS), studies // 2
-    yield "3-fold × 3-repeat CV, 1 seed, no effect", null_design(1, 150, folds=3, repeats=3, inits=INITS), studies
-    yield "fixed split, 8 seeds, equal speed, imagenet plateau +0.04", \
-        null_design(8, 300, inits=INITS[:2], plateau={"5": 0.04, "80": 0.04}), studies // 2
+SCENARIOS = {  # key: (row name, design, share of `studies`)
+    "3seeds": ("fixed split, 3 seeds, no effect", lambda: null_design(3, 300, inits=INITS), 1.0),
+    "8seeds": ("fixed split, 8 seeds, no effect", lambda: null_design(8, 300, inits=INITS), 0.5),
+    "cv": ("3-fold × 3-repeat CV, 1 seed, no effect",
+           lambda: null_design(1, 150, folds=3, repeats=3, inits=INITS), 1.0),
+    "plateau": ("fixed split, 8 seeds, equal speed, imagenet plateau +0.04",
+                lambda: null_design(8, 300, inits=INITS[:2], plateau={"5": 0.04, "80": 0.04}), 0.5),
+}
 
 
-def row(name, r, seconds):
+def row(name, r, studies, seconds):
     h2 = r["hypotheses"]
     h2 = h2[h2["comparison"].str.contains("epochs")]
-    return (f"| {name} | {r['hyp_decisive']:.3f} | {r['hyp_family']:.3f} | {r['hyp_coverage']:.3f} | "
+    return (f"| {name} | {studies} | {r['hyp_decisive']:.3f} | {r['hyp_family']:.3f} | {r['hyp_coverage']:.3f} | "
             f"{(h2['verdict'] == 'supported').mean():.3f} | {r['board_decisive']:.3f} | {r['board_table']:.3f} | "
-            f"{r['board_coverage']:.3f} | {r['board_auc_coverage']:.3f} | {seconds:.0f} |")
+            f"{r['board_coverage']:.3f} | {r['board_auc_coverage']:.3f} | {seconds:.0f} | {os.getloadavg()[0]:.1f} |")
 
 
 def power(seeds: int, studies: int, planted: dict | None = None):
@@ -46,16 +53,52 @@ def power(seeds: int, studies: int, planted: dict | None = None):
             f"{(h1['verdict'] == 'supported').mean():.3f} |")
 
 
+def df_before(c: Components) -> float:
+    """The df of main at 4625f3e: the whole per-seed spread at its upper 90% limit (for the before column)."""
+    k = c.seeds
+    upper = max(c.per_seed * (k - 1) / st.chi2.ppf(0.1, k - 1), c.own_noise) / k
+    return (c.shared + upper) ** 2 / (c.shared ** 2 / c.image_df + upper ** 2 / (k - 1)) if upper > 0 else k - 1
+
+
+def lone(studies: int, levels=(0.75, 0.8, 0.85, 0.9)):
+    """A lone image-level comparison (imagenet − random at AUC 0.8, no effect): share of p < α/12 (Holm's first
+    step in a family of 12) and of p < 0.05, and the median df, for each df rule on the same simulated studies."""
+    print("| seeds, seed SD, test images | studies | df rule | p < α/12 | p < 0.05 | coverage | median df | CPU s |")
+    for k, sd, images in [(3, 0.012, 624), (3, 0.03, 624), (3, 0.10, 200), (8, 0.012, 624), (8, 0.03, 624),
+                          (8, 0.10, 200)]:
+        design = Design({i: {"80": Arm(0.8, seed_sd=sd)} for i in ("random", "imagenet")}, k, images)
+        rng, start, n = np.random.default_rng(7), time.process_time(), studies if k == 3 else studies // 2
+        parts = []
+        for _ in range(n):
+            trials, predictions, _ = simulate_study(rng, design)
+            scores = image_scores(trials, predictions)
+            terms = [(trials["init"] == "imagenet", 1.0), (trials["init"] == "random", -1.0)]
+            parts.append(variance_components(scores.cells(trials, terms, ("model", "n_per_class", "seed")),
+                                             scores.images))
+        seconds = time.process_time() - start
+        t = np.array([abs(c.estimate) / np.sqrt(c.variance()) for c in parts])
+        rules = [("before (whole spread, 90%)", df_before)] + [
+            (f"excess at {level:.0%}", lambda c, level=level: c.df(confidence=level)) for level in levels]
+        for name, rule in rules:
+            df = np.array([rule(c) for c in parts])
+            p = 2 * st.t.sf(t, df)
+            print(f"| {k}, {sd}, {images} | {n} | {name} | {np.mean(p < 0.05 / 12):.4f} | {np.mean(p < 0.05):.3f} | "
+                  f"{np.mean(p >= 0.05):.3f} | {np.median(df):.1f} | {seconds:.0f} |", flush=True)
+
+
 if __name__ == "__main__":
     studies = int(sys.argv[1]) if len(sys.argv) > 1 else 150
-    which = sys.argv[2] if len(sys.argv) > 2 else "rates"
-    if which == "rates":
-        print("| scenario | hyp false/comparison | hyp false/family | hyp coverage | H2 supported | board false/row | "
-              "board false/table | board Δ coverage | board AUC coverage | CPU s |")
-        for name, design, n in scenarios(studies):
-            start = time.process_time()
-            r = honesty_rates(design, n, seed=1)
-            print(row(name, r, time.process_time() - start), flush=True)
+    which = sys.argv[2:] if len(sys.argv) > 2 else ["rates"]
+    if which[0] == "lone":
+        lone(studies)
+    elif which[0] != "power":
+        print("| scenario | studies | hyp false/comparison | hyp false/family | hyp coverage | H2 supported | "
+              "board false/row | board false/table | board Δ coverage | board AUC coverage | CPU s | load |")
+        for key in SCENARIOS if which == ["rates"] else which:
+            name, design, share = SCENARIOS[key]
+            start, n = time.process_time(), int(studies * share)
+            r = honesty_rates(design(), n, seed=1)
+            print(row(name, r, n, time.process_time() - start), flush=True)
     else:
         print("| design | board mde n=80 | planted | board 'better' | H1 mde n=5 | planted | H1 supported |")
         planted = {3: dict(zip(("80", "5"), map(float, sys.argv[3:5]))) if len(sys.argv) > 4 else None,

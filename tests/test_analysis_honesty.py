@@ -2,6 +2,8 @@
 (xfer.analysis.simulate: a fresh test set per study from a patient population, image×init and patient×init
 effects, seed effects with runs that never learn, seed- and test-set-dominated n, a 3-fold × 3-repeat design):
 false decisions, coverage and power. The default suite runs small samples; the slow tests pin the rates."""
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,15 +13,17 @@ from xfer.analysis.leaderboard import leaderboard, leaderboard_lines
 from xfer.analysis.leaderboard_section import leaderboard_section
 from xfer.analysis.paired import image_scores
 from xfer.analysis.simulate import Arm, Design, honesty_rates, null_design, simulate_study
-from xfer.analysis.stats import image_level_effect
+from xfer.analysis.stats import Components, image_level_effect
 from xfer.config import AnalysisConfig
 
 TWO = ("random", "imagenet")
 
 
-def report(design, studies, seed=0, **bounds):
+def report(design, studies, seed=0):
+    start = time.process_time()
     r = honesty_rates(design, studies, seed)
-    print({k: round(float(v), 3) for k, v in r.items() if not isinstance(v, pd.DataFrame)})
+    print({k: round(float(v), 3) for k, v in r.items() if not isinstance(v, pd.DataFrame)},
+          f"{studies} studies, {time.process_time() - start:.0f} CPU-s")
     return r
 
 
@@ -76,6 +80,16 @@ def test_a_small_between_seed_spread_buys_no_more_degrees_of_freedom_than_the_se
     assert max(dfs) < 30  # the seed part (2 df) bounds the df: never the test set's hundreds
 
 
+def test_only_the_seed_spread_beyond_image_noise_rests_on_the_few_seeds():
+    """Each seed's image noise is known from hundreds of images: seeds that spread no more than that noise give
+    more than s − 1 df, seeds that spread far more give s − 1; never more df than the test images give."""
+    test_set = Components(0.0, shared=2e-4, per_seed=3e-4, own_noise=3e-4, image_df=300, seeds=3)
+    seed_driven = Components(0.0, shared=2e-4, per_seed=3e-2, own_noise=3e-4, image_df=300, seeds=3)
+    assert seed_driven.df() < 2.1 < 3 < test_set.df() < 300
+    assert Components(0.0, 2e-4, 0.0, 3e-4, 300, 3).df() <= 300
+    assert Components(0.0, 0.0, 0.0, 0.0, 300, 3).df() == 2  # nothing estimated: s − 1
+
+
 def test_the_leaderboard_decides_with_predictions_and_says_better_for_a_planted_effect():
     design = null_design(8, 300, inits=TWO, effect={"5": 0.25, "80": 0.08})
     trials, predictions, _ = simulate_study(np.random.default_rng(6), design)
@@ -94,18 +108,22 @@ def not_above(rate: float, target: float, trials: int) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seeds,studies", [(3, 150), (8, 75)])
+@pytest.mark.parametrize("seeds,studies", [(3, 300), (8, 150)])
 def test_no_effect_rates_per_comparison_and_per_table(seeds, studies):
-    r = report(null_design(seeds, 300, inits=THREE), studies, seed=1)  # = bench/honesty.py's rows
+    r = report(null_design(seeds, 300, inits=THREE), studies, seed=1)  # = `bench/honesty.py 300`'s rows
     assert r["hyp_decisive"] <= 0.05 and r["board_decisive"] <= 0.05
     assert not_above(r["hyp_family"], 0.05, studies) and not_above(r["board_table"], 0.05, studies)
-    assert 0.93 <= r["board_coverage"] <= 0.98 and 0.93 <= r["hyp_coverage"] <= 0.98
+    assert 0.93 <= r["board_coverage"] <= 0.97 and 0.93 <= r["hyp_coverage"] <= 0.97
 
 
 @pytest.mark.slow
 def test_no_effect_rates_cross_validated():
-    r = report(null_design(1, 150, folds=3, repeats=3, inits=THREE), 150, seed=1)
-    assert not_above(r["board_table"], 0.05, 150) and not_above(r["hyp_family"], 0.05, 150)
+    r = report(null_design(1, 150, folds=3, repeats=3, inits=THREE), 300, seed=1)  # = the bench's CV row
+    assert not_above(r["board_table"], 0.05, 300) and not_above(r["hyp_family"], 0.05, 300)
+    # the hypotheses over-cover with 3 repeats, not met: measured 0.977 (target ≤ 0.97). Its image-level
+    # comparisons cover 0.967–0.980, H2's epoch contrasts 0.987 (a t over 3 repeats, spread never below whole
+    # epochs' rounding error); bench/RESULTS.md, issue 20
+    assert 0.93 <= r["board_coverage"] <= 0.97 and 0.93 <= r["hyp_coverage"] <= 0.98
 
 
 @pytest.mark.slow

@@ -70,10 +70,10 @@ def check_no_effect(studies: int):
     table = h1_verdicts(studies, images=60, seeds=3, delta=0.0, cfg=AnalysisConfig(equivalence_margin=1.0))
     r = rates(table)
     print("no effect, 60 images × 3 seeds:", r)
-    # 3 seeds: the df are held to what the seed part supports (its upper 90% limit), which over-covers when a small
-    # test set dominates (measured 0.9865 over 1,000 studies: above the 0.97 the issue asks, on the safe side);
-    # the false-decision rate is what few seeds must keep
-    assert r["decisive"] <= 0.05 and 0.93 <= r["coverage"] <= 0.99
+    # 3 seeds: only the seed spread beyond each seed's image noise rests on the 2 seed df (its upper 80% limit);
+    # measured over 1,000 studies: coverage 0.964 (0.9865 when the whole spread was held at its 90% limit),
+    # decisive 0.021 per comparison, 0.035 per study. 200 studies pin coverage only to ±0.02.
+    assert r["decisive"] <= 0.05 and 0.93 <= r["coverage"] <= (0.97 if studies >= 1000 else 0.99)
     if studies >= 1000:  # Holm's family-wise rate needs more studies to be pinned below 5%
         assert r["any_decisive_per_study"] <= 0.05
 

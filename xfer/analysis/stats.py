@@ -57,7 +57,7 @@ class ImageCell:
     influence: np.ndarray  # per test image (in the order of `images`), the same contrast of DeLong influences
 
 
-SEED_PART_CONFIDENCE = 0.9  # the df use the seed mean square at this upper confidence limit (few-cluster honesty)
+SEED_PART_CONFIDENCE = 0.8  # the df take the seed excess at this upper limit (measured: bench/RESULTS.md, issue 20)
 
 
 @dataclass(frozen=True)
@@ -78,15 +78,20 @@ class Components:
         k = seeds or self.seeds
         return self.shared + max(self.per_seed, self.own_noise) / k
 
-    def df(self, seeds: int | None = None) -> float:
-        """Satterthwaite df with the seed part at its upper confidence limit from `seeds` seeds (default: those
-        observed; other counts: the df a study with that many seeds would report, at this per-seed spread)."""
+    def df(self, seeds: int | None = None, confidence: float = SEED_PART_CONFIDENCE) -> float:
+        """Satterthwaite df over the shared part plus each seed's image noise (both known from the test images,
+        `image_df`) and the seed excess beyond that noise (s − 1 df) at its upper `confidence` limit, so a
+        between-seed spread that came out small never buys more df than its s − 1 support. `seeds`: the df a
+        study with that many seeds would report, at this per-seed spread (default: those observed)."""
         k = seeds or self.seeds
         if k < 2:
             return self.image_df
-        upper = max(self.per_seed * (k - 1) / st.chi2.ppf(1 - SEED_PART_CONFIDENCE, k - 1), self.own_noise) / k
-        return (self.shared + upper) ** 2 / (self.shared ** 2 / self.image_df + upper ** 2 / (k - 1)) \
-            if upper > 0 else float(k - 1)
+        images = self.shared + self.own_noise / k  # both estimated from the same test images
+        upper = self.per_seed * (k - 1) / st.chi2.ppf(1 - confidence, k - 1)  # of the per-seed variance
+        excess = max(upper - self.own_noise, 0.0) / k
+        if images + excess <= 0:
+            return float(k - 1)
+        return (images + excess) ** 2 / (images ** 2 / self.image_df + excess ** 2 / (k - 1))
 
 
 def variance_components(cells: Sequence[ImageCell], images: pd.DataFrame) -> Components:
@@ -111,9 +116,8 @@ def variance_components(cells: Sequence[ImageCell], images: pd.DataFrame) -> Com
 
 
 def image_level_effect(cells: Sequence[ImageCell], images: pd.DataFrame, level: float = 0.95) -> Effect:
-    """Mean contrast over seed clusters with variance from both sources (`variance_components`). Satterthwaite
-    df with the seed part at its upper confidence limit, so a between-seed spread that came out small by chance
-    never buys more df than its s − 1 support."""
+    """Mean contrast over seed clusters with variance from both sources (`variance_components`) and their
+    Satterthwaite df, the seed excess at its upper confidence limit (`Components.df`)."""
     c = variance_components(cells, images)
     patients = images["patient"].astype(str).nunique()
     return t_effect(c.estimate, np.sqrt(c.variance()), c.df(), c.seeds, len(cells), len(images), patients,
