@@ -131,7 +131,8 @@ def run_waves(study: StudyConfig, recipes: dict, inits: dict, uri: str, experime
         number += 1
         wave_began = time.perf_counter()
         new = {n: tuple(range(done[n], target[n])) for n in sizes if target[n] > done[n]}
-        console.say(f"seed wave {number}: " + ", ".join(f"n={n} seeds {s[0]}–{s[-1]}" for n, s in new.items()))
+        console.say(f"seed wave {number}: " + ", ".join(
+            f"n={n} seed {s[0]}" if len(s) == 1 else f"n={n} seeds {s[0]}–{s[-1]}" for n, s in new.items()))
         phase = evaluation_phase(wave_study(study, new), recipes)
         run.keys |= {spec.key for unit in phase.units for spec in unit.specs}
         run.results += list(run_phase(wave_study(study, new), phase, inits, uri, experiment_id, parent, resume,
