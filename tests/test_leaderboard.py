@@ -109,3 +109,16 @@ def test_cross_validated_leaderboard_has_one_pooled_auc_per_seed_and_repeat():
     imagenet = arms[arms["init"] == "imagenet"]["test_auc"]
     assert board.loc[board["init"] == "imagenet", "test_auc"].item() == pytest.approx(imagenet.mean())
     assert "pooled out-of-fold predictions" in leaderboard_section(frame, [], predictions=predictions)
+
+
+def test_the_answer_says_when_the_gain_is_over_a_random_baseline_that_never_learned():
+    from xfer.analysis.answer import answer_lines
+    from xfer.analysis.simulate import Arm, Design, simulate_study
+
+    design = Design({"random": {"5": Arm(0.70, collapse=1.0), "80": Arm(0.85)},
+                     "imagenet": {"5": Arm(0.80), "80": Arm(0.86)}}, seeds=4, test_images=300)
+    trials, predictions, _ = simulate_study(np.random.default_rng(0), design)
+    lines = answer_lines(leaderboard(trials, predictions=predictions))
+    at5, at80 = (next(line for line in lines if line.startswith(f"n={n} ")) for n in (5, 80))
+    assert "random init never learned in 4 of 4 runs here, so this is a gain over chance" in at5
+    assert "never learned" not in at80

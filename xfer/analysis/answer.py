@@ -44,5 +44,18 @@ def answer_lines(board: pd.DataFrame) -> list[str]:
                          f" — {could_tell(runner)}.")
             continue
         lines.append(f"{lead}, {best['diff_vs_random']:+.3f} over random init"
-                     f"{interval(best['diff_ci_low'], best['diff_ci_high'])} — {could_tell(best)}.")
+                     f"{interval(best['diff_ci_low'], best['diff_ci_high'])} — {could_tell(best)}"
+                     f"{baseline_caveat(rows)}.")
     return lines
+
+
+def baseline_caveat(rows: pd.DataFrame) -> str:
+    """Where most random-init runs at this n never learned, the gain is over chance, not over a trained baseline."""
+    base = rows[rows["diff_vs_random"].isna() & (rows["verdict"] == "baseline")]
+    if base.empty or "collapsed" not in base:
+        return ""
+    never, runs = int(base["collapsed"].sum()), int(base["runs"].sum())
+    if never * 2 <= runs:
+        return ""
+    return (f"; but random init never learned in {never} of {runs} runs here, so this is a gain over chance, not "
+            f"over a baseline that trains")
