@@ -91,3 +91,21 @@ def test_tuning_trials_are_never_analysed(tmp_path):
     tuning = trial_run(client, experiment_id, "random|1", 0.9)
     client.set_tag(tuning, "xfer.phase", "tuning")
     assert set(load_study_runs(uri, "edited").trials["run_id"]) == {kept}
+
+
+def test_trial_seconds_end_at_the_trial_s_last_test_metric_not_at_a_later_model_log(tmp_path):
+    import mlflow
+
+    from xfer.analysis.collect import trial_seconds
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("durations")
+    run = client.create_run(experiment, start_time=1_000_000)
+    client.log_metric(run.info.run_id, "test_auc", 0.8, timestamp=1_030_000)
+    client.set_terminated(run.info.run_id, end_time=1_900_000)  # the report logged a model onto it much later
+    tuning = client.create_run(experiment, start_time=2_000_000)
+    client.log_metric(tuning.info.run_id, "best_val_auc", 0.7, timestamp=2_012_000)
+    bare = client.create_run(experiment, start_time=3_000_000)
+    client.set_terminated(bare.info.run_id, end_time=3_005_000)
+    assert trial_seconds(client, [run.info.run_id, tuning.info.run_id, bare.info.run_id]) == {
+        run.info.run_id: 30.0, tuning.info.run_id: 12.0, bare.info.run_id: 5.0}

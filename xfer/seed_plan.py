@@ -85,8 +85,8 @@ def seconds_of(text: str) -> float:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    from xfer import record, track
-    from xfer.analysis.collect import load_study_runs, test_predictions
+    from xfer import track
+    from xfer.analysis.collect import load_study_runs, test_predictions, trial_seconds
     from xfer.analysis.plan import plan_comparisons
     from xfer.load import load_study
 
@@ -103,8 +103,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     uri, experiment = args.tracking_uri or uri, args.pilot or experiment
     runs = load_study_runs(uri, experiment)
     client = track.client(uri)
-    durations = {r.info.run_id: (r.info.end_time - r.info.start_time) / 1000 for r in client.search_runs(
-        [runs.experiment_id], track.kind_filter(record.TRIAL), max_results=50000) if r.info.end_time}
+    durations = trial_seconds(client, list(runs.trials["run_id"]))
     predictions = test_predictions(client, list(runs.trials["run_id"]))
     plans = plan_comparisons(runs.trials, predictions, durations, args.target_mde, study.analysis.alpha,
                              study.analysis.power, [i.name for i in study.trials.init], study.trials.n_per_class)

@@ -114,7 +114,7 @@ def run_waves(study: StudyConfig, recipes: dict, inits: dict, uri: str, experime
     interrupted study still knows the trials it planned), deciding after each wave from the finished trials' test
     predictions; `on_wave(run)` after every wave (to record progress)."""
     from xfer import console, track
-    from xfer.analysis.collect import load_study_runs, test_predictions
+    from xfer.analysis.collect import load_study_runs, test_predictions, trial_seconds
     from xfer.analysis.plan import plan_comparisons
     from xfer.outcomes import study_trial_run_ids
     from xfer.plan import evaluation_phase
@@ -142,8 +142,7 @@ def run_waves(study: StudyConfig, recipes: dict, inits: dict, uri: str, experime
         track.client(uri).log_dict(parent, {"run_ids": run_ids}, track.STUDY_TRIALS_ARTIFACT)
         trials = load_study_runs(uri, experiment, parent).trials
         client = track.client(uri)
-        durations = {r.info.run_id: (r.info.end_time - r.info.start_time) / 1000
-                     for r in (client.get_run(i) for i in trials["run_id"]) if r.info.end_time}
+        durations = trial_seconds(client, list(trials["run_id"]))
         plans = plan_comparisons(trials, test_predictions(client, list(trials["run_id"])), durations,
                                  waves.until_mde, study.analysis.alpha, study.analysis.power,
                                  [i.name for i in study.trials.init], sizes)

@@ -169,6 +169,23 @@ def read_csv_artifact(client: MlflowClient, run_id: str, path: str) -> pd.DataFr
         return pd.read_csv(local) if local else None
 
 
+def trial_seconds(client: MlflowClient, run_ids: list[str]) -> dict[str, float]:
+    """run_id → wall seconds from the trial's start to its last test (or validation) metric: the trial's own time,
+    not the run's end time (a model logged onto the run when the report is built moves that)."""
+    out = {}
+    for run_id in run_ids:
+        run = client.get_run(run_id)
+        for metric in ("test_auc", "best_val_auc"):
+            history = client.get_metric_history(run_id, metric) if metric in run.data.metrics else []
+            if history:
+                out[run_id] = (max(m.timestamp for m in history) - run.info.start_time) / 1000
+                break
+        else:
+            if run.info.end_time:
+                out[run_id] = (run.info.end_time - run.info.start_time) / 1000
+    return out
+
+
 def test_predictions(client: MlflowClient, run_ids: list[str]) -> dict[str, pd.DataFrame]:
     """run_id → its eval/test_predictions.csv, for the runs that logged one."""
     return {r: p for r in run_ids if (p := read_csv_artifact(client, r, record.PREDICTIONS_ARTIFACT)) is not None}
