@@ -48,3 +48,11 @@ def test_a_long_trial_prints_an_epoch_line_every_30_s_with_its_eta_and_its_finis
                          "[xfer]   trial imagenet|resnet18|n=20|seed=0  epoch 6/10  val AUC 0.560  1m12s  ETA 48s"]
     assert len(lines) == 3 and lines[2].startswith("[xfer] trial 1/2 imagenet|resnet18|n=20|seed=0  best val AUC 0.610")
     assert "run 0123abcd" in lines[2]
+
+
+def test_the_closing_lines_say_a_failed_report_failed_and_how_to_build_it_again():
+    from xfer.console import closing_lines
+
+    lines = closing_lines([], None, "xfer ui outputs/s", "ValueError: bad merge")
+    assert "report: FAILED (ValueError: bad merge); build it again with: xfer report outputs/s" in lines
+    assert "report: not built (--no-report)" in closing_lines([], None, "xfer ui outputs/s")

@@ -152,14 +152,15 @@ def test_the_search_is_tunes_own_optuna_searcher_and_asha_that_lets_a_unit_reach
     assert grid.scheduler is None and (grid.samples, grid.trials) == (1, 2)
 
 
-def test_the_report_shows_the_recipe_each_arm_trained_with_and_how_many_configurations_asha_stopped(tmp_path):
+@pytest.mark.parametrize("n", ["all", 5])  # a numeric n is an int in the recipes and read back as one from the csv
+def test_the_report_shows_the_recipe_each_arm_trained_with_and_how_many_configurations_asha_stopped(tmp_path, n):
     from xfer.analysis.document import tuning_section
     from xfer.tuning import recipes_to_json
 
-    (tmp_path / "tuning_recipes.json").write_text(recipes_to_json({("random", "cbr_tiny", "all"): (("train.lr", 0.008),)}))
+    (tmp_path / "tuning_recipes.json").write_text(recipes_to_json({("random", "cbr_tiny", n): (("train.lr", 0.008),)}))
     (tmp_path / "tuning_trials.csv").write_text(
         "init,model,n_per_class,train.lr,tuning_score,epochs,outcome,run_id\n"
-        "random,cbr_tiny,all,0.008,0.93,9,finished,a\nrandom,cbr_tiny,all,0.05,0.5,2,stopped early,b\n")
+        f"random,cbr_tiny,{n},0.008,0.93,9,finished,a\nrandom,cbr_tiny,{n},0.05,0.5,2,stopped early,b\n")
     section = tuning_section(tmp_path / "report")
     assert "Tuned recipes" in section and "0.008" in section and "stopped early (ASHA)" in section
     assert tuning_section(tmp_path / "elsewhere" / "report") == "", "a study without a tuning phase has no section"

@@ -149,7 +149,7 @@ def tuning_section(folder: Path) -> str:
     recipes_file, trials_file = folder.parent / "tuning_recipes.json", folder.parent / "tuning_trials.csv"
     if not recipes_file.is_file():
         return ""
-    recipes = pd.DataFrame([{"init": r["init"], "model": r["model"], "n per class": r["n_per_class"], **r["values"]}
+    recipes = pd.DataFrame([{"init": r["init"], "model": r["model"], "n per class": str(r["n_per_class"]), **r["values"]}
                             for r in json.loads(recipes_file.read_text())])
     if trials_file.is_file():
         trials = pd.read_csv(trials_file)
