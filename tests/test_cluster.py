@@ -17,8 +17,8 @@ import mlflow
 import pytest
 import yaml
 
-from helpers import (ROOT, expected_trial_keys, free_port, kill_session, local_ray_head, trial_runs,
-                     write_study)
+from helpers import (ROOT, expected_trial_keys, free_port, kill_session, local_ray_head, ray_env, short_temp_dir,
+                     trial_runs, write_study)
 
 DATA = ROOT.parent / "shared" / "data"
 CLUSTER_YAML = ROOT / "ray_cluster.yaml"
@@ -144,3 +144,17 @@ def test_study_runs_on_a_separately_started_ray_head(tmp_path):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["failed"] == 0 and summary["trials"] == len(finished)
 
+
+
+def test_starting_ray_keeps_the_study_s_sigterm_handler_and_per_worker_log_lines():
+    """Ray's driver installs its own SIGTERM handler (SystemExit(1), then an abort): a study stopped by SIGTERM
+    while its stages trained ended 'failed' instead of 'interrupted' with exit 143. connect() keeps the handler."""
+    script = ("import signal\nfrom xfer.cluster import connect\nimport os\n"
+              "def mine(signum, frame): pass\n"
+              "signal.signal(signal.SIGTERM, mine)\nconnect(None)\n"
+              "print(signal.getsignal(signal.SIGTERM) is mine, os.environ['RAY_DEDUP_LOGS'])\n"
+              "import ray; ray.shutdown()\n")
+    run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=ray_env(short_temp_dir("xsig")),
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split()[-2:] == ["True", "0"], run.stdout

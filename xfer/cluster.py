@@ -5,6 +5,7 @@ import _thread
 import contextlib
 import logging
 import os
+import signal
 import socket
 import threading
 from typing import Iterator, Optional
@@ -64,6 +65,27 @@ def connect(address: Optional[str]) -> None:
         reachable(address)
     if ray.is_initialized():
         return
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # a stage's progress lines are its own, not "repeated across cluster"
+    with _sigterm_kept():
+        _init(ray, address)
+
+
+class _sigterm_kept:
+    """The process's SIGTERM handler as it was before `ray.init`: Ray's driver handler (SystemExit) must not replace
+    the study's, which marks the trials killed, writes the summary and exits 143."""
+
+    def __enter__(self):
+        self.previous = signal.getsignal(signal.SIGTERM)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+        return False
+
+
+def _init(ray, address: Optional[str]) -> None:
+    """ray.init for `connect`: join `address` (within JOIN_TIMEOUT_S) or start a local Ray."""
     try:
         if address:
             with _interrupt_after(JOIN_TIMEOUT_S) as timed_out:

@@ -141,10 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: study.json, MLFLOW_TRACKING_URI, "
                                                "or sqlite:///./mlflow.db)")
     parser.add_argument("--out", type=Path, help="folder to write report/ into (default: the study's output folder)")
+    parser.add_argument("--study-run", help="the MLflow run id of one run of the study (default: its latest): the "
+                                            "report of exactly the trials that run recorded, e.g. before a top-up")
     args = parser.parse_args(argv)
     try:
         uri, experiment, out = resolve_target(args.target, args.tracking_uri, args.out)
-        path = build_report(uri, experiment, out)
+        path = build_report(uri, experiment, out, parent_run_id=args.study_run)
     except (NothingInMLflowError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
