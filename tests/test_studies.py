@@ -14,7 +14,9 @@ STUDIES = sorted((ROOT / "experiments").glob("*.yaml"))
 
 # the trial counts the study files were sized for (budget: bench/RESULTS.md); a change here is a change of design
 PLANNED_TRIALS = {
-    "init_study": 5 * 3 * 6,  # 5 inits × n {5, 20, 80} × 6 seeds, EfficientNet-Lite0 with real ImageNet weights
+    "init_study": 5 * (8 + 6 + 5),  # 5 inits × seeds {5: 8, 20: 6, 80: 5} (xfer plan, 45 min), EfficientNet-Lite0
+    "init_study_tuned": 5 * 2 * 6,  # 5 inits × n {5, 20} × 6 seeds, after a tuning phase of 80 tuning trials
+    "waves_smoke": 2 * 2 * 3,  # the first wave: 2 inits × n {5, 80} × 3 seeds (at most 6 seeds per n)
     "init_study_resnet18": 5 * 3 * 8,  # 5 inits × n {5, 20, 80} × 8 seeds, ResNet-18 with xfer's Imagenette stages
     "lr_pilot_lite0": 5 * 3 * 2,  # 5 inits × lr {1e-4, 3e-4, 1e-3} × 2 pilot seeds at n = 5
     "covid_actualmed": 5 * 3 * 3,  # 5 inits × 3 folds × 3 repeats, all training images
