@@ -265,8 +265,9 @@ def sensitivity_figure(trials, path: Path) -> Optional[Path]:
         ax.set_title(f"n = {n} per class")
         ax.set_xlabel("learning rate")
     axes[0][0].set_ylabel("validation AUC (mean over tuning seeds)")
-    axes[0][-1].legend(fontsize=8, title="init (x: stopped early)")
+    # beside the panels, never over a point
+    axes[0][-1].legend(fontsize=8, title="init (x: stopped early)", loc="upper left", bbox_to_anchor=(1.02, 1))
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
