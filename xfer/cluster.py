@@ -12,6 +12,10 @@ from typing import Iterator, Optional
 
 from xfer.console import say
 
+# Ray reads this once, when it is imported (xfer.run imports this module first): two stages' progress lines are
+# their own, not folded into "[repeated 2x across cluster]"
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
 
 class RayStartError(RuntimeError):
     """Ray could not start, or its cluster could not be reached: no trial ran (not an interruption)."""
@@ -65,7 +69,6 @@ def connect(address: Optional[str]) -> None:
         reachable(address)
     if ray.is_initialized():
         return
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # a stage's progress lines are its own, not "repeated across cluster"
     with _sigterm_kept():
         _init(ray, address)
 
