@@ -110,3 +110,9 @@ def test_init_detects_class_folders(tmp_path):
     assert study["data"]["datasets"][0]["layout"] == "class_folders"
     assert study["data"]["datasets"][0]["folders"] == ["test", "train"]
     assert study["data"]["classes"] == ["normal", "pneumonia"]
+
+
+def test_check_estimates_wall_time_saying_the_load_it_measured_at_and_that_asha_makes_tuning_an_upper_bound(capsys):
+    assert main(["check", str(ROOT / "experiments" / "tuning_smoke.yaml")]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("estimated wall time"))
+    assert "speed measured at load " in line and "an upper bound, ASHA stops some early" in line

@@ -131,8 +131,11 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
         lines.append(f"throughput {model}: {speed:.0f} training images/s at {study.data.image_size} px, "
                      f"batch {study.train.batch_size}, {int(study.resources.cpu)} thread(s)")
     seconds += (trial_count(study) + tuning_trial_count(study)) * TRIAL_OVERHEAD_S
+    asha = ("; every tuning trial counted at full length: an upper bound, ASHA stops some early"
+            if study.tuning is not None and study.tuning.scheduler == "asha" else "")
     lines.append(f"estimated wall time: ~{duration(STUDY_OVERHEAD_S + seconds / slots)} ({slots} trial(s) at once; "
-                 f"measured training speed + bench/RESULTS.md overheads; a first run also decodes the images)")
+                 f"measured training speed + bench/RESULTS.md overheads; a first run also decodes the images; "
+                 f"speed measured at load {os.getloadavg()[0]:.1f}{asha})")
     if isinstance(t.seeds, SeedWaves):
         most = STUDY_OVERHEAD_S + seconds * t.seeds.max / t.seeds.min / slots
         cap = f"; the budget stops adding waves at {t.seeds.budget_minutes:g} min" if t.seeds.budget_minutes else ""
