@@ -182,8 +182,9 @@ def parse_study(raw: dict, source: str = "<study>", base_dir: Path = Path(".")) 
             problems.append("data.multi_label: studies are single-label; multi-label heads are for pretraining stages")
         if t is not None:
             problems += sweep_problems(t.sweep or {})
-            problems += seed_problems(t)
-            problems += tuning_problems(study.tuning, t.all_seeds if t.seeds is not None and not seed_problems(t) else ())
+            seeds_wrong = seed_problems(t)
+            problems += seeds_wrong
+            problems += tuning_problems(study.tuning, t.all_seeds if t.seeds is not None and not seeds_wrong else ())
             problems += init_train_problems(tuple(i for i in t.init or () if i is not None), t.sweep or {})
         if study.data is not None and t is not None and not problems:
             problems += split_and_external_problems(study.data, tuple(t.n_per_class), base_dir)
@@ -254,9 +255,7 @@ def wave_problems(trials) -> list[str]:
                         f"(0, 1); got {waves.until_mde}")
     if waves.budget_minutes is not None and not waves.budget_minutes > 0:
         problems.append(f"trials.seeds.budget_minutes: must be positive; got {waves.budget_minutes}")
-    untrained = [i for i in trials.init or () if i is not None and i.strategy in INITS
-                 and not strategy_info(i.strategy).pretrained and strategy_info(i.strategy).weights == "default"]
-    if not untrained:
+    if not any(i is not None and i.strategy in INITS and strategy_info(i.strategy).untrained for i in trials.init or ()):
         problems.append("trials.seeds: seed waves stop when every comparison with the untrained baseline is "
                         "precise enough; add {strategy: random} to trials.init")
     return problems

@@ -36,8 +36,7 @@ def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, f
 
 def is_baseline(strategy: str) -> bool:
     """The strategy the others are compared with: the registry's untrained init (not pretrained, default weights)."""
-    info = strategy_info(strategy)
-    return not info.pretrained and info.weights == "default"
+    return strategy_info(strategy).untrained
 
 
 def external_columns(trials: pd.DataFrame) -> list[str]:

@@ -34,6 +34,11 @@ class StrategyInfo:
     domain: Optional[str] = None  # one of DOMAINS; None when the strategy takes no source
 
     @property
+    def untrained(self) -> bool:
+        """The baseline the others are compared with: not pretrained, the framework's default weights."""
+        return not self.pretrained and self.weights == "default"
+
+    @property
     def takes_source(self) -> bool:
         """Draws on a source's weights (copied or their statistics): a published name, stage or file."""
         return self.weights != "default"
