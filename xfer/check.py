@@ -75,7 +75,7 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
     from xfer.config import ConfigError
     from xfer.preflight import study_preflight
     from xfer.stages import cached_checkpoint, plan_stage, recipe_dirs
-    from xfer.plan import evaluation_specs, trial_count
+    from xfer.plan import evaluation_specs, trial_count, trials_at_once
     from xfer.tuning import cells, samples, tuning_trial_count
 
     from xfer.data.records import LISTINGS_ENV
@@ -117,8 +117,7 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
                      f"{study.tuning.search} search, scheduler {study.tuning.scheduler}; validation only)")
     if not measure:
         return lines
-    slots = max(1, int((os.cpu_count() or 1) // max(study.resources.cpu, 1)))
-    slots = min(slots, study.ray.max_concurrent or slots)
+    slots = trials_at_once(study)
     seconds = 0.0
     for model in t.models:
         speed = images_per_second(model, study.data.channels, len(study.data.classes), study.data.image_size,

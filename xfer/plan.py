@@ -136,6 +136,21 @@ def trial_count(study: StudyConfig) -> int:
     return evaluation_phase(study).trials
 
 
+def trials_per_seed(study: StudyConfig) -> int:
+    """Trials one more seed adds at one n: inits × models × folds × swept values."""
+    n = study.trials.n_per_class[0]
+    seed = study.trials.seeds_for(n)[0]
+    return sum(1 for spec in evaluation_specs(study) if spec.n_per_class == n and spec.seed == seed)
+
+
+def trials_at_once(study: StudyConfig) -> int:
+    """Trials this machine runs at once: its cores over each trial's CPUs, capped by ray.max_concurrent."""
+    import os
+
+    slots = max(1, int((os.cpu_count() or 1) // max(study.resources.cpu, 1)))
+    return min(slots, study.ray.max_concurrent or slots)
+
+
 def with_resolved_init(spec: TrialSpec, inits: dict[tuple[str, str], InitConfig]) -> TrialSpec:
     """The spec with its init's `stage:` source resolved to the stage's checkpoint (for this model)."""
     return dataclasses.replace(spec, init=inits[spec.init.name, spec.model])

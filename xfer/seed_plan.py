@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import math
-
-import numpy as np
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -19,7 +17,9 @@ if TYPE_CHECKING:
 
 def plan_lines(plans: list[PlannedComparison], study, target: float, slots: int) -> list[str]:
     """The plan as the console prints it: a row per comparison, then the seeds per n and their wall time."""
+    from xfer.analysis.plan import by_n, seconds_per_seed
     from xfer.console import duration
+    from xfer.plan import trials_per_seed
 
     if not plans:
         return ["no comparison to plan: the pilot has no paired test predictions of an init and the baseline "
@@ -31,44 +31,37 @@ def plan_lines(plans: list[PlannedComparison], study, target: float, slots: int)
         needed = str(p.seeds_needed) if p.seeds_needed else "never"
         lines.append(f"{p.n_per_class:>5}  {p.comparison:<28} {p.estimate:>+8.3f} {p.pilot_seeds:>5} "
                      f"{p.mde_now:>8.3f} {p.floor:>6.3f} {needed:>7}")
-    per_n: dict[str, list[PlannedComparison]] = {}
-    for p in plans:
-        per_n.setdefault(p.n_per_class, []).append(p)
-    inits = len(study.trials.init)
-    folds = (study.data.split.folds or 1) * study.data.split.fold_repeats
+    cost = seconds_per_seed(plans, trials_per_seed(study), max(slots, 1))
     total, seeds = 0.0, {}
-    for n, group in per_n.items():
+    for n, group in by_n(plans).items():
         reachable = [p.seeds_needed for p in group if p.seeds_needed]
         seeds[n] = max(reachable) if reachable else max(p.pilot_seeds for p in group)
-        total += seeds[n] * inits * folds * float(group[0].seconds_per_trial)
+        total += seeds[n] * cost[n]
     lines.append("recommended trials.seeds: {" + ", ".join(f"{n}: {k}" for n, k in seeds.items()) + "}"
                  + ("  (where no count reaches the target, the pilot's: the test set's own variance, the floor, "
                     "is above it — a larger test set helps, more seeds do not)" if any(
                         p.seeds_needed is None for p in plans) else ""))
     if math.isfinite(total):
-        lines.append(f"wall time at the pilot's seconds per trial: ~{duration(total / max(slots, 1))} on {slots} "
-                     f"slot(s); ~{duration(total / max(slots, 1) / 4)} on 4× as many (GPUs or cluster slots)")
+        lines.append(f"wall time at the pilot's seconds per trial: ~{duration(total)} on {slots} "
+                     f"slot(s); ~{duration(total / 4)} on 4× as many (GPUs or cluster slots)")
     return lines
 
 
 def budget_lines(plans: list[PlannedComparison], study, budget: float, slots: int) -> list[str]:
     """The seeds per n that a wall-time budget buys, spent where the worst comparison is least precise, with the
     mde each n then reaches (the pilot's variance components and seconds per trial)."""
-    from xfer.analysis.plan import allocate, worst_mde
+    from xfer.analysis.plan import allocate, by_n, seconds_per_seed, worst_mde
     from xfer.console import duration
+    from xfer.plan import trials_per_seed
 
-    folds = (study.data.split.folds or 1) * study.data.split.fold_repeats
-    by_n: dict[str, list[PlannedComparison]] = {}
-    for p in plans:
-        by_n.setdefault(p.n_per_class, []).append(p)
-    cost = {n: len(study.trials.init) * folds * float(np.nanmean([p.seconds_per_trial for p in group])) / slots
-            for n, group in by_n.items()}
+    cost = seconds_per_seed(plans, trials_per_seed(study), slots)
     if not all(math.isfinite(c) for c in cost.values()):
         return ["no budget plan: the pilot's runs have no recorded durations"]
     alpha, power = study.analysis.alpha, study.analysis.power
     seeds = allocate(plans, cost, budget, alpha=alpha, power=power)
     spent = sum(cost[n] * k for n, k in seeds.items())
-    mdes = ", ".join(f"n={n} {worst_mde(by_n[n], k, alpha, power):.3f}" for n, k in seeds.items())
+    groups = by_n(plans)
+    mdes = ", ".join(f"n={n} {worst_mde(groups[n], k, alpha, power):.3f}" for n, k in seeds.items())
     return [f"for a budget of {duration(budget)} on {slots} slot(s): trials.seeds: "
             + "{" + ", ".join(f"{n}: {k}" for n, k in seeds.items()) + "}"
             + f" (~{duration(spent)}); worst mde per n: {mdes}"]
@@ -89,6 +82,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     from xfer.analysis.collect import load_study_runs, test_predictions, trial_seconds
     from xfer.analysis.plan import plan_comparisons
     from xfer.load import load_study
+    from xfer.plan import trials_at_once
 
     parser = argparse.ArgumentParser(prog="xfer plan", description=__doc__.splitlines()[0])
     parser.add_argument("study", type=Path, help="the study YAML to plan")
@@ -107,9 +101,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     predictions = test_predictions(client, list(runs.trials["run_id"]))
     plans = plan_comparisons(runs.trials, predictions, durations, args.target_mde, study.analysis.alpha,
                              study.analysis.power, [i.name for i in study.trials.init], study.trials.n_per_class)
-    import os
-
-    slots = args.slots or max(1, int((os.cpu_count() or 1) // max(study.resources.cpu, 1)))
+    slots = args.slots or trials_at_once(study)
     print(f"pilot: {len(runs.trials)} finished trials of experiment {experiment!r} in {uri}")
     for line in plan_lines(plans, study, args.target_mde, slots):
         print(line)

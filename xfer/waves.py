@@ -115,9 +115,9 @@ def run_waves(study: StudyConfig, recipes: dict, inits: dict, uri: str, experime
     predictions; `on_wave(run)` after every wave (to record progress)."""
     from xfer import console, track
     from xfer.analysis.collect import load_study_runs, test_predictions, trial_seconds
-    from xfer.analysis.plan import plan_comparisons
+    from xfer.analysis.plan import plan_comparisons, seconds_per_seed
     from xfer.outcomes import study_trial_run_ids
-    from xfer.plan import evaluation_phase
+    from xfer.plan import evaluation_phase, trials_at_once, trials_per_seed
     from xfer.tune import run_phase
 
     waves = run.target = study.trials.seeds
@@ -125,8 +125,9 @@ def run_waves(study: StudyConfig, recipes: dict, inits: dict, uri: str, experime
     done = {n: 0 for n in sizes}
     target = {n: waves.min for n in sizes}
     number = 0
-    folds = (study.data.split.folds or 1) * study.data.split.fold_repeats
-    slots = max(1, int(study.ray.max_concurrent or 0) or _cores(study))
+    per_seed_trials, slots = trials_per_seed(study), trials_at_once(study)
+    predictions: dict = {}  # a finished trial's predictions and duration do not change: read each once
+    durations: dict = {}
     while True:
         number += 1
         wave_began = time.perf_counter()
@@ -142,13 +143,12 @@ def run_waves(study: StudyConfig, recipes: dict, inits: dict, uri: str, experime
         track.client(uri).log_dict(parent, {"run_ids": run_ids}, track.STUDY_TRIALS_ARTIFACT)
         trials = load_study_runs(uri, experiment, parent).trials
         client = track.client(uri)
-        durations = trial_seconds(client, list(trials["run_id"]))
-        plans = plan_comparisons(trials, test_predictions(client, list(trials["run_id"])), durations,
-                                 waves.until_mde, study.analysis.alpha, study.analysis.power,
-                                 [i.name for i in study.trials.init], sizes)
-        per_seed = {n: len(study.trials.init) * len(study.trials.models) * folds * _mean(
-            [p.seconds_per_trial for p in plans if p.n_per_class == n]) / slots for n in sizes}
-        steps = within_budget(next_wave(plans, done, waves), per_seed,
+        new_runs = [r for r in trials["run_id"] if r not in durations]
+        durations.update(trial_seconds(client, new_runs))
+        predictions.update(test_predictions(client, new_runs))
+        plans = plan_comparisons(trials, predictions, durations, waves.until_mde, study.analysis.alpha,
+                                 study.analysis.power, [i.name for i in study.trials.init], sizes)
+        steps = within_budget(next_wave(plans, done, waves), seconds_per_seed(plans, per_seed_trials, slots),
                               time.perf_counter() - began,
                               waves.budget_minutes * 60 if waves.budget_minutes else None)
         run.records.append(WaveRecord(number, round(time.perf_counter() - wave_began, 1), tuple(steps.values())))
@@ -160,13 +160,3 @@ def run_waves(study: StudyConfig, recipes: dict, inits: dict, uri: str, experime
             return run
         target = {n: done[n] + steps[n].add for n in sizes}
 
-
-def _mean(values: list[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    return sum(finite) / len(finite) if finite else math.nan
-
-
-def _cores(study: StudyConfig) -> int:
-    import os
-
-    return int((os.cpu_count() or 1) // max(study.resources.cpu, 1))

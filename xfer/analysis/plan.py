@@ -90,18 +90,34 @@ def worst_mde(plans: Sequence[PlannedComparison], seeds: int, alpha: float = 0.0
         if plans else math.nan
 
 
+def by_n(plans: Sequence[PlannedComparison]) -> dict[str, list[PlannedComparison]]:
+    """The plans grouped by training-set size, in their order."""
+    groups: dict[str, list[PlannedComparison]] = {}
+    for p in plans:
+        groups.setdefault(p.n_per_class, []).append(p)
+    return groups
+
+
+def seconds_per_seed(plans: Sequence[PlannedComparison], trials_per_seed: int, slots: int) -> dict[str, float]:
+    """Wall seconds one more seed costs at each n: its trials at the pilot's mean seconds per trial, `slots` at
+    once (NaN where no duration was recorded)."""
+    out = {}
+    for n, group in by_n(plans).items():
+        measured = [p.seconds_per_trial for p in group if math.isfinite(p.seconds_per_trial)]
+        out[n] = trials_per_seed * sum(measured) / len(measured) / slots if measured else math.nan
+    return out
+
+
 def allocate(plans: Sequence[PlannedComparison], seconds_per_seed: dict[str, float], budget: float,
              least: int = 3, most: int = MAX_SEEDS, alpha: float = 0.05, power: float = 0.8) -> dict[str, int]:
     """Seeds per n within `budget` seconds that make the worst mde over every n as small as they can (greedy:
     the next seed goes to the n whose worst comparison is least precise, while it fits the budget); every n
     gets at least `least`."""
-    by_n: dict[str, list[PlannedComparison]] = {}
-    for p in plans:
-        by_n.setdefault(p.n_per_class, []).append(p)
-    seeds = {n: least for n in by_n}
-    spent = sum(seconds_per_seed[n] * least for n in by_n)
+    groups = by_n(plans)
+    seeds = {n: least for n in groups}
+    spent = sum(seconds_per_seed[n] * least for n in groups)
     while True:
-        worst = {n: worst_mde(group, seeds[n], alpha, power) for n, group in by_n.items()
+        worst = {n: worst_mde(group, seeds[n], alpha, power) for n, group in groups.items()
                  if seeds[n] < most and spent + seconds_per_seed[n] <= budget}
         if not worst:
             return seeds
