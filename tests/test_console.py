@@ -53,6 +53,7 @@ def test_a_long_trial_prints_an_epoch_line_every_30_s_with_its_eta_and_its_finis
 def test_the_closing_lines_say_a_failed_report_failed_and_how_to_build_it_again():
     from xfer.console import closing_lines
 
-    lines = closing_lines([], None, "xfer ui outputs/s", "ValueError: bad merge")
+    lines = closing_lines([], None, "outputs/s", "ValueError: bad merge")
     assert "report: FAILED (ValueError: bad merge); build it again with: xfer report outputs/s" in lines
-    assert "report: not built (--no-report)" in closing_lines([], None, "xfer ui outputs/s")
+    assert "report: not built (--no-report)" in closing_lines([], None, "outputs/s")
+    assert "browse runs: xfer ui outputs/s" in lines

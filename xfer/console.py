@@ -121,11 +121,11 @@ class StageProgress:
             f"(chance accuracy {metric(metrics, 'chance_accuracy')})")
 
 
-def closing_lines(board_lines: list[str], report: Optional[str], ui_command: str,
+def closing_lines(board_lines: list[str], report: Optional[str], out: str,
                   report_error: Optional[str] = None) -> list[str]:
     """The run's last lines: the leaderboard, where the report is (or why there is none), and how to browse the
-    runs."""
+    runs of the study folder `out`."""
     where = (f"report: {report}" if report else f"report: FAILED ({report_error}); build it again with: xfer report "
-             f"{ui_command.split(' ', 2)[-1]}" if report_error else "report: not built (--no-report)")
+             f"{out}" if report_error else "report: not built (--no-report)")
     return ["leaderboard (test AUC, mean [95% CI] over arms: seeds × repeats, folds pooled; external sets after Δ):",
-            *(f"  {line}" for line in board_lines), where, f"browse runs: {ui_command}"]
+            *(f"  {line}" for line in board_lines), where, f"browse runs: xfer ui {out}"]

@@ -217,7 +217,7 @@ def close_study(uri: str, experiment: str, parent: str, out: Path, summary: dict
     board.to_csv(out / "leaderboard.csv", index=False)
     track.log_metrics(uri, parent, leaderboard_metrics(board), 0)
     track.log_file(uri, parent, out / "leaderboard.csv", "leaderboard.csv")
-    lines = console.closing_lines(leaderboard_lines(board), summary.get("report"), f"xfer ui {out}",
+    lines = console.closing_lines(leaderboard_lines(board), summary.get("report"), str(out),
                                   summary.get("report_error"))
     console.say(f"done: {summary['trials'] - summary['failed']}/{summary['trials']} trials in "
                 f"{console.duration(summary['wall_seconds'])}")
