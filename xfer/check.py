@@ -86,9 +86,10 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
     t = study.trials
     axes = [f"{len(t.init)} inits", f"{len(t.models)} models", f"{len(t.n_per_class)} sizes", seed_axis(t),
             *(f"{len(v)} {k}" for k, v in t.sweep.items())]
-    count = f"{trial_count(study)} trials"
+    planned = trial_count(study)
+    count = f"{planned} trials"
     if isinstance(t.seeds, SeedWaves):
-        count += f" in the first wave, at most {trial_count(study) * t.seeds.max // t.seeds.min}"
+        count += f" in the first wave, at most {planned * t.seeds.max // t.seeds.min}"
     lines = [f"{path}: valid (data, weights and splits checked); {count} ({' × '.join(axes)}), "
              f"{study.train.epochs} epochs each"]
     problems = study_preflight(study, path.parent)
@@ -129,7 +130,7 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
         seconds += sum(tuning_runs * study.train.epochs * trial_images(study, n, pool) / speed for n in t.n_per_class)
         lines.append(f"throughput {model}: {speed:.0f} training images/s at {study.data.image_size} px, "
                      f"batch {study.train.batch_size}, {int(study.resources.cpu)} thread(s)")
-    seconds += (trial_count(study) + tuning_trial_count(study)) * TRIAL_OVERHEAD_S
+    seconds += (planned + tuning_trial_count(study)) * TRIAL_OVERHEAD_S
     asha = ("; every tuning trial counted at full length: an upper bound, ASHA stops some early"
             if study.tuning is not None and study.tuning.scheduler == "asha" else "")
     lines.append(f"estimated wall time: ~{duration(STUDY_OVERHEAD_S + seconds / slots)} ({slots} trial(s) at once; "
