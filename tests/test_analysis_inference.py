@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import norm
+from sklearn.metrics import roc_auc_score
 
 from xfer.analysis.hypotheses import evaluate_hypotheses, verdict_table
 from xfer.analysis.probes import CKA_COLUMNS
@@ -125,3 +126,19 @@ def test_a_sweep_study_pairs_trials_within_their_swept_values():
     table = verdict_table(evaluate_hypotheses(trials, NO_CKA, AnalysisConfig(), predictions))  # never pools two lr runs
     h1 = table[table["hypothesis"] == "H1"]
     assert len(h1) == 2 and (h1["test_images"] == 40).all() and h1["estimate"].notna().all()
+
+
+def test_the_change_of_the_gain_with_n_rests_on_every_seed_of_each_n():
+    trials, predictions = simulate(np.random.default_rng(4), images=120, seeds=8, delta=0.1)
+    keep = (trials["n_per_class"] == "5") | (trials["seed"] < 3)  # 8 seeds at n = 5, 3 at n = 50
+    trials = trials[keep].reset_index(drop=True)
+    table = verdict_table(evaluate_hypotheses(trials, NO_CKA, AnalysisConfig(), predictions)).set_index("comparison")
+    auc = {r: roc_auc_score(p["label"], p["prob_covid"]) for r, p in predictions.items()}
+
+    def gain(n, seeds):
+        return np.mean([auc[f"imagenet|{n}|{s}"] - auc[f"random|{n}|{s}"] for s in range(seeds)])
+
+    row = table.loc["gain of imagenet at n=5 − gain at n=50"]
+    assert row["estimate"] == pytest.approx(gain("5", 8) - gain("50", 3))
+    assert row["pairs"] == 8 + 3 and row["seeds"] == 3  # the guard counts the fewer side's seeds
+    assert table.loc["imagenet − random, test AUC at n=5", "pairs"] == 8

@@ -86,27 +86,51 @@ class Components:
         k = seeds or self.seeds
         if k < 2:
             return self.image_df
-        images = self.shared + self.own_noise / k  # both estimated from the same test images
-        upper = self.per_seed * (k - 1) / st.chi2.ppf(1 - confidence, k - 1)  # of the per-seed variance
-        excess = max(upper - self.own_noise, 0.0) / k
-        if images + excess <= 0:
-            return float(k - 1)
-        return (images + excess) ** 2 / (images ** 2 / self.image_df + excess ** 2 / (k - 1))
+        return satterthwaite(self.shared + self.own_noise / k, self.image_df,
+                             [(seed_excess(self.per_seed, self.own_noise, k, confidence), k - 1)])
+
+
+def seed_excess(per_seed: float, own_noise: float, seeds: int, confidence: float = SEED_PART_CONFIDENCE) -> float:
+    """The variance a mean over `seeds` seeds owes to the seed spread beyond each seed's own image noise, the
+    spread taken at its upper `confidence` limit (s − 1 df); 0 below two seeds."""
+    if seeds < 2:
+        return 0.0
+    upper = per_seed * (seeds - 1) / st.chi2.ppf(1 - confidence, seeds - 1)
+    return max(upper - own_noise, 0.0) / seeds
+
+
+def satterthwaite(images: float, image_df: float, excesses: Sequence[tuple[float, float]]) -> float:
+    """Satterthwaite df of an image part (`image_df`) plus seed parts [(variance, df)]; the seeds' df alone where
+    no part has variance."""
+    total = images + sum(v for v, _ in excesses)
+    if total <= 0:
+        return float(sum(d for _, d in excesses)) or image_df
+    return total ** 2 / (images ** 2 / image_df + sum(v ** 2 / d for v, d in excesses if d > 0))
+
+
+def _clusters(cells: Sequence[ImageCell]) -> tuple[np.ndarray, np.ndarray]:
+    """(estimates, influences) per seed cluster, the cells of one cluster averaged first."""
+    groups: dict[tuple, list[ImageCell]] = {}
+    for cell in cells:
+        groups.setdefault(cell.cluster, []).append(cell)
+    return (np.array([np.mean([c.estimate for c in g]) for g in groups.values()]),
+            np.array([np.mean([c.influence for c in g], axis=0) for g in groups.values()]))
+
+
+def _strata(images: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, float]:
+    """(class per image, patient per image, the images' df: patients − classes)."""
+    strata, patients = images["label"].to_numpy(), images["patient"].astype(str).to_numpy()
+    return strata, patients, float(max(len(np.unique(patients)) - len(np.unique(strata)), 1))
 
 
 def variance_components(cells: Sequence[ImageCell], images: pd.DataFrame) -> Components:
     """Components of a contrast's seed clusters (cells averaged within a cluster first), by the method of moments:
     test patients resampled within class (DeLong, cluster-robust) and the seed-to-seed spread. `images`: one row
     per test image (columns `patient`, `label`) in the order of the cells' influences."""
-    groups: dict[tuple, list[ImageCell]] = {}
-    for cell in cells:
-        groups.setdefault(cell.cluster, []).append(cell)
-    strata, patients = images["label"].to_numpy(), images["patient"].astype(str).to_numpy()
-    estimates = np.array([np.mean([c.estimate for c in g]) for g in groups.values()])
-    influences = np.array([np.mean([c.influence for c in g], axis=0) for g in groups.values()])
+    estimates, influences = _clusters(cells)
+    strata, patients, image_df = _strata(images)
     s = len(estimates)
     image_var = influence_variance(influences.mean(0), strata, patients)
-    image_df = float(max(len(np.unique(patients)) - len(np.unique(strata)), 1))
     if s < 2:
         return Components(float(estimates.mean()), image_var, 0.0, 0.0, image_df, s)
     own = np.mean([influence_variance(i, strata, patients) for i in influences])
@@ -122,6 +146,23 @@ def image_level_effect(cells: Sequence[ImageCell], images: pd.DataFrame, level: 
     patients = images["patient"].astype(str).nunique()
     return t_effect(c.estimate, np.sqrt(c.variance()), c.df(), c.seeds, len(cells), len(images), patients,
                     level=level)
+
+
+def difference_effect(first: Sequence[ImageCell], second: Sequence[ImageCell], images: pd.DataFrame,
+                      level: float = 0.95) -> Effect:
+    """Mean contrast of `first` − that of `second` where the two rest on different runs, each over all its own
+    seeds (a gain at n = 5 minus the gain at n = 80, whatever seeds each n has), scored on the same test images:
+    the seed parts add, the test set's shared part is that of the difference."""
+    a, b = variance_components(first, images), variance_components(second, images)
+    strata, patients, image_df = _strata(images)
+    both = influence_variance(_clusters(first)[1].mean(0) - _clusters(second)[1].mean(0), strata, patients)
+    own = a.own_noise / a.seeds + b.own_noise / b.seeds
+    shared = max(both - own, 0.0)
+    variance = shared + sum(max(c.per_seed, c.own_noise) / c.seeds for c in (a, b))
+    df = satterthwaite(shared + own, image_df,
+                       [(seed_excess(c.per_seed, c.own_noise, c.seeds), c.seeds - 1) for c in (a, b)])
+    return t_effect(a.estimate - b.estimate, np.sqrt(variance), df, min(a.seeds, b.seeds), len(first) + len(second),
+                    len(images), images["patient"].astype(str).nunique(), level=level)
 
 
 def cluster_effect(values: np.ndarray, clusters: Sequence, unit: str, level: float = 0.95,

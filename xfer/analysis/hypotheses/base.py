@@ -12,7 +12,7 @@ from typing import Callable
 import pandas as pd
 
 from xfer.analysis.paired import ImageScores, Term, present, value_contrasts
-from xfer.analysis.stats import Claim, Effect, cluster_effect, image_level_effect, no_effect
+from xfer.analysis.stats import Claim, Effect, cluster_effect, difference_effect, image_level_effect, no_effect
 from xfer.config import AnalysisConfig
 from xfer.inits import strategy_info
 from xfer.registry import Registry
@@ -135,6 +135,20 @@ def auc_comparison(h: str, label: str, ctx: Context, terms: list[Term], keys: tu
     margin = ctx.cfg.equivalence_margin
     return Comparison(h, label, image_level_effect(cells, ctx.scores.images), margin, claim,
                       margin if claim != "greater" else 0.0, note)
+
+
+def auc_difference(h: str, label: str, ctx: Context, first: list[Term], second: list[Term],
+                   keys: tuple[str, ...]) -> Comparison:
+    """A test-AUC contrast (`first`) minus another (`second`) made on other runs, e.g. a gain at two n's: each
+    side paired within itself on `keys` over all its own seeds, the two sharing only the test images."""
+    if ctx.scores is None:
+        return auc_comparison(h, label, ctx, first, keys)  # says why it cannot be made
+    sides = [ctx.scores.cells(ctx.trials, terms, keys) for terms in (first, second)]
+    if not all(sides):
+        return untestable(h, label, "no trials with predictions share " + ", ".join(present(ctx.trials, keys))
+                          + " on both sides")
+    margin = ctx.cfg.equivalence_margin
+    return Comparison(h, label, difference_effect(*sides, ctx.scores.images), margin)
 
 
 def value_comparison(h: str, label: str, trials: pd.DataFrame, column: str, terms: list[Term], unit: str,
