@@ -1,7 +1,8 @@
 """False decisions, coverage and power of the report's hypotheses and leaderboard on simulated studies with a
 population truth (xfer.analysis.simulate). Run with the code to measure first on PYTHONPATH:
 `PYTHONPATH=$PWD python bench/honesty.py [studies] [rates|SCENARIO…|power|lone]`; prints one markdown row per
-scenario (3-seed and cross-validated rows get `studies` studies, the 8-seed rows half)."""
+scenario (3-seed, cross-validated and seeds-per-n rows get `studies` studies, the 8-seed rows half; `rates` is
+3seeds 8seeds cv plateau; `unequal` and `waves` give each n its own seeds)."""
 import os
 import sys
 import time
@@ -11,18 +12,24 @@ from scipy import stats as st
 
 from xfer.analysis.paired import image_scores
 from xfer.analysis.simulate import Arm, Design, honesty_rates, null_design, simulate_study
+from xfer.analysis.simulate_waves import seeds_draw, waves_draw
+from xfer.config import SeedWaves
 from xfer.analysis.stats import Components, variance_components
 
 INITS = ("random", "imagenet", "chexpert")
 
 
-SCENARIOS = {  # key: (row name, design, share of `studies`)
+SCENARIOS = {  # key: (row name, design, share of `studies`[, draw])
     "3seeds": ("fixed split, 3 seeds, no effect", lambda: null_design(3, 300, inits=INITS), 1.0),
     "8seeds": ("fixed split, 8 seeds, no effect", lambda: null_design(8, 300, inits=INITS), 0.5),
     "cv": ("3-fold × 3-repeat CV, 1 seed, no effect",
            lambda: null_design(1, 150, folds=3, repeats=3, inits=INITS), 1.0),
     "plateau": ("fixed split, 8 seeds, equal speed, imagenet plateau +0.04",
                 lambda: null_design(8, 300, inits=INITS[:2], plateau={"5": 0.04, "80": 0.04}), 0.5),
+    "unequal": ("fixed split, 24 seeds at n = 5 and 4 at n = 80, no effect",
+                lambda: null_design(24, 300, inits=INITS), 1.0, seeds_draw({"5": 24, "80": 4})),
+    "waves": ("seed waves {min: 4, max: 32, until_mde: 0.14}, no effect",
+              lambda: null_design(32, 300, inits=INITS), 1.0, waves_draw(SeedWaves(min=4, max=32, until_mde=0.14))),
 }
 
 
@@ -94,10 +101,10 @@ if __name__ == "__main__":
     elif which[0] != "power":
         print("| scenario | studies | hyp false/comparison | hyp false/family | hyp coverage | H2 supported | "
               "board false/row | board false/table | board Δ coverage | board AUC coverage | CPU s | load |")
-        for key in SCENARIOS if which == ["rates"] else which:
-            name, design, share = SCENARIOS[key]
+        for key in ("3seeds", "8seeds", "cv", "plateau") if which == ["rates"] else which:
+            name, design, share, *draw = SCENARIOS[key]
             start, n = time.process_time(), int(studies * share)
-            r = honesty_rates(design(), n, seed=1)
+            r = honesty_rates(design(), n, seed=1, draw=draw[0] if draw else simulate_study)
             print(row(name, r, n, time.process_time() - start), flush=True)
     else:
         print("| design | board mde n=80 | planted | board 'better' | H1 mde n=5 | planted | H1 supported |")

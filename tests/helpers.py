@@ -18,6 +18,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def not_above(rate: float, target: float, trials: int) -> bool:
+    """The observed rate is consistent with a true rate ≤ target (one-sided, 2 binomial SEs)."""
+    return rate <= target + 2 * (target * (1 - target) / trials) ** 0.5
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

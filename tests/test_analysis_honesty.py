@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import not_above
 from xfer.analysis.hypotheses import evaluate_hypotheses, verdict_table
 from xfer.analysis.leaderboard import leaderboard, leaderboard_lines
 from xfer.analysis.leaderboard_section import leaderboard_section
@@ -100,11 +101,6 @@ def test_the_leaderboard_decides_with_predictions_and_says_better_for_a_planted_
 
 
 THREE = ("random", "imagenet", "chexpert")  # 7 hypothesis comparisons and 4 leaderboard rows per study
-
-
-def not_above(rate: float, target: float, trials: int) -> bool:
-    """The observed rate is consistent with a true rate ≤ target (one-sided, 2 binomial SEs)."""
-    return rate <= target + 2 * np.sqrt(target * (1 - target) / trials)
 
 
 @pytest.mark.slow

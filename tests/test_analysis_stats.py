@@ -9,8 +9,8 @@ from xfer.analysis.convergence import (collapsed, convergence_epochs, epochs_to_
                                       epochs_to_own_plateau)
 from xfer.analysis.delong import auc_influence, influence_variance, placements
 from xfer.analysis.ensembles import aligned_probabilities, ensemble_rows, val_weights
-from xfer.analysis.stats import (ImageCell, cluster_effect, decide, decision_p, difference_effect, fieller_ratio, holm,
-                                 image_level_effect, minimum_detectable_effect, t_effect)
+from xfer.analysis.stats import (cluster_effect, decide, decision_p, fieller_ratio, holm, minimum_detectable_effect,
+                                 t_effect)
 
 
 def reference_delong(positive, negative):
@@ -192,20 +192,3 @@ def test_a_detected_effect_is_decided_even_when_the_mde_exceeds_the_margin():
     p, _ = decision_p(against, "greater", 0)
     assert decide(against, "greater", 0, p, mde, 0.05)[0] == "not supported"
 
-
-def test_a_difference_adds_each_side_s_seed_variance_and_keeps_the_test_set_s_once():
-    rng = np.random.default_rng(5)
-    images = pd.DataFrame({"patient": np.repeat(np.arange(40), 2), "label": np.tile([0, 1], 40)})
-    shared = rng.normal(0, 1, 80)  # what this test set does to every run
-
-    def side(seeds, spread):
-        return [ImageCell((s,), rng.normal(0.1, spread), shared + rng.normal(0, 0.5, 80)) for s in range(seeds)]
-
-    first, second = side(9, 0.08), side(3, 0.01)
-    null = [ImageCell((s,), 0.0, np.zeros(80)) for s in range(3)]
-    alone, with_null = image_level_effect(first, images), difference_effect(first, null, images)
-    assert (with_null.estimate, with_null.se, with_null.df) == pytest.approx((alone.estimate, alone.se, alone.df))
-    a, b, d = image_level_effect(first, images), image_level_effect(second, images), difference_effect(first, second, images)
-    assert d.estimate == pytest.approx(a.estimate - b.estimate) and d.pairs == 12 and d.clusters == 3
-    # the shared test-set part cancels in the difference: below the sum of the sides' variances
-    assert d.se ** 2 < a.se ** 2 + b.se ** 2

@@ -1,6 +1,9 @@
 """The one `xfer` command: subcommands, xfer's errors as one line with an exit code, check, init."""
+import dataclasses
+import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from xfer.cli import main
@@ -112,7 +115,25 @@ def test_init_detects_class_folders(tmp_path):
     assert study["data"]["classes"] == ["normal", "pneumonia"]
 
 
-def test_check_estimates_wall_time_saying_the_load_it_measured_at_and_that_asha_makes_tuning_an_upper_bound(capsys):
+def test_check_estimates_wall_time_saying_the_load_it_measured_at_and_the_range_asha_spans(capsys):
     assert main(["check", str(ROOT / "experiments" / "tuning_smoke.yaml")]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("estimated wall time"))
-    assert "speed measured at load " in line and "an upper bound, ASHA stops some early" in line
+    assert "speed measured at load " in line and "ASHA stopping half the configurations at every rung" in line
+    low, high = re.match(r"estimated wall time: ~(.+?) to ~(.+?) \(", line).groups()
+    assert seconds(low) < seconds(high)
+
+
+def seconds(text: str) -> float:
+    """'1h12m', '3m05s', '45s' (console.duration) → seconds."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    return sum(float(v) * units[u] for v, u in re.findall(r"(\d+(?:\.\d+)?)\s*([hms])", text))
+
+
+def test_asha_share_halves_the_survivors_at_every_rung():
+    from xfer.load import load_study
+    from xfer.tuning import asha_rungs, asha_share
+
+    study = load_study(ROOT / "experiments" / "init_study_tuned.yaml")
+    assert asha_rungs(study) == (2, 17)  # 8 epochs × 2 tuning seeds + the summary report
+    assert asha_share(study) == pytest.approx((2 + 2 / 2 + 4 / 4 + 8 / 8 + 1 / 16) / 17)
+    assert asha_share(dataclasses.replace(study, tuning=dataclasses.replace(study.tuning, scheduler="none"))) == 1

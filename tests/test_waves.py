@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import ROOT
+from helpers import ROOT, not_above
 from xfer.analysis.leaderboard import leaderboard
 from xfer.analysis.plan import PlannedComparison
 from xfer.analysis.simulate import honesty_rates, null_design
@@ -115,15 +115,12 @@ def rates(effect, studies, seed):
 @pytest.mark.slow
 def test_waves_keep_false_decisive_rates_at_five_percent_under_no_effect():
     r, seeds = rates({}, 200, seed=21)
-    # measured (200 studies): leaderboard 0.009 per row, 0.030 per table; hypotheses 0.014 per comparison,
-    # coverage 0.950 / 0.951 (waves: 4.2 on average, 24.3 seeds at n = 5, 4.0 at n = 80)
-    assert r["board_decisive"] <= 0.05 and r["board_table"] <= 0.05 and r["hyp_decisive"] <= 0.05
+    # measured (200 studies): leaderboard 0.009 per row, 0.030 per table, coverage 0.950; hypotheses 0.011 per
+    # comparison, 0.055 per family, coverage 0.946 (seed 31, 300 studies: 0.005 / 0.030). Before the comparisons
+    # across n combined every seed of each n (xfer/analysis/strata.py), the family rate was 0.085.
+    assert r["board_decisive"] <= 0.05 and r["hyp_decisive"] <= 0.05
+    assert not_above(r["board_table"], 0.05, 200) and not_above(r["hyp_family"], 0.05, 200)
     assert 0.93 <= r["board_coverage"] <= 0.97 and 0.93 <= r["hyp_coverage"] <= 0.97
-    # NOT MET: 0.085 of hypothesis families (± 0.02) hold a false verdict. The waves are not the cause: fixed seeds
-    # {5: 24, 80: 4} give 0.10 (60 studies), {5: 24, 80: 24} 0.05. H1's "gain at n=5 − gain at n=80" rests on
-    # the seeds both n share (4), a few-cluster comparison of heavy-tailed (collapsing) runs; the leaderboard,
-    # which compares within an n, stays at 5%.
-    assert r["hyp_family"] <= 0.10
     assert seeds["seeds_5"].mean() > seeds["seeds_80"].mean()
 
 

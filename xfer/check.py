@@ -76,7 +76,7 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
     from xfer.preflight import study_preflight
     from xfer.stages import cached_checkpoint, plan_stage, recipe_dirs
     from xfer.plan import evaluation_specs, trial_count, trials_at_once
-    from xfer.tuning import cells, samples, tuning_trial_count
+    from xfer.tuning import asha_share, cells, samples, tuning_trial_count
 
     from xfer.data.records import LISTINGS_ENV
 
@@ -119,21 +119,28 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
     if not measure:
         return lines
     slots = trials_at_once(study)
-    seconds = 0.0
+    seconds, tuning_seconds = 0.0, 0.0
     for model in t.models:
         speed = images_per_second(model, study.data.channels, len(study.data.classes), study.data.image_size,
                                   study.train.batch_size, int(study.resources.cpu))
         runs = Counter(spec.n_per_class for spec in evaluation_specs(study) if spec.model == model)
         seconds += sum(runs[n] * study.train.epochs * trial_images(study, n, pool) / speed for n in t.n_per_class)
         seconds += stage_images / speed / len(t.models)
-        tuning_runs = tuning_trial_count(study) // len(t.models) // len(t.n_per_class)  # an upper bound: no ASHA stop
-        seconds += sum(tuning_runs * study.train.epochs * trial_images(study, n, pool) / speed for n in t.n_per_class)
+        tuning_runs = tuning_trial_count(study) // len(t.models) // len(t.n_per_class)  # at full length
+        tuning_seconds += sum(tuning_runs * study.train.epochs * trial_images(study, n, pool) / speed
+                              for n in t.n_per_class)
         lines.append(f"throughput {model}: {speed:.0f} training images/s at {study.data.image_size} px, "
                      f"batch {study.train.batch_size}, {int(study.resources.cpu)} thread(s)")
     seconds += (planned + tuning_trial_count(study)) * TRIAL_OVERHEAD_S
-    asha = ("; every tuning trial counted at full length: an upper bound, ASHA stops some early"
-            if study.tuning is not None and study.tuning.scheduler == "asha" else "")
-    lines.append(f"estimated wall time: ~{duration(STUDY_OVERHEAD_S + seconds / slots)} ({slots} trial(s) at once; "
+    share = asha_share(study)
+    wall = f"~{duration(STUDY_OVERHEAD_S + (seconds + tuning_seconds) / slots)}"
+    asha = ""
+    if share < 1:
+        wall = f"~{duration(STUDY_OVERHEAD_S + (seconds + share * tuning_seconds) / slots)} to {wall}"
+        asha = (f"; tuning from ASHA stopping half the configurations at every rung ({share:.0%} of its epochs) "
+                f"to none stopped")
+    seconds += tuning_seconds
+    lines.append(f"estimated wall time: {wall} ({slots} trial(s) at once; "
                  f"measured training speed + bench/RESULTS.md overheads; a first run also decodes the images; "
                  f"speed measured at load {os.getloadavg()[0]:.1f}{asha})")
     if isinstance(t.seeds, SeedWaves):

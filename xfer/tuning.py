@@ -103,6 +103,28 @@ def tuning_trial_count(study: StudyConfig) -> int:
     return len(cells(study)) * samples(study.tuning) * len(study.tuning.seeds)
 
 
+def asha_rungs(study: StudyConfig) -> tuple[int, int]:
+    """(grace, max_t) of a cell's ASHA in reports: a unit reports every epoch of each tuning seed in turn, then
+    its summary, and ASHA must let it reach that report."""
+    epochs = study.train.epochs * len(study.tuning.seeds) + 1
+    return min(study.tuning.grace_epochs, epochs), epochs
+
+
+def asha_share(study: StudyConfig, reduction: int = 2) -> float:
+    """The share of its full length a tuning configuration trains on average when ASHA stops all but 1/reduction
+    of those reaching each rung (grace, grace × reduction, …): the low end of the tuning cost (with few
+    configurations per cell ASHA stops fewer); 1 without ASHA."""
+    if study.tuning is None or study.tuning.scheduler != "asha":
+        return 1.0
+    rung, total = asha_rungs(study)
+    reports, surviving = float(rung), 1.0
+    while rung < total:
+        surviving /= reduction
+        reports += surviving * (min(rung * reduction, total) - rung)
+        rung *= reduction
+    return reports / total
+
+
 def tuning_key(study: StudyConfig) -> str:
     """What a finished tuning must match to be reused: the tuning block, data, split and train settings, cells."""
     values = {k: v for k, v in set_values(study).items() if k.startswith(("data.", "train.", "tuning."))}
@@ -133,11 +155,9 @@ def search_for(study: StudyConfig, seed: int):
         algorithm = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed))
     else:
         algorithm = BasicVariantGenerator(random_state=seed)
-    # a unit reports every epoch of each tuning seed in turn, then its summary: ASHA must let it reach that report
-    epochs = study.train.epochs * len(tuning.seeds) + 1
-    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=epochs,
-                              grace_period=min(tuning.grace_epochs, epochs), reduction_factor=2) \
-        if tuning.scheduler == "asha" else None
+    grace, epochs = asha_rungs(study)
+    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=epochs, grace_period=grace,
+                              reduction_factor=2) if tuning.scheduler == "asha" else None
     key = json.dumps(dataclasses.asdict(tuning), sort_keys=True, default=str)
     return Search(space=space, key=key, metric="tuning_score", mode="max",
                   samples=1 if tuning.search == "grid" else tuning.samples, trials=samples(tuning),

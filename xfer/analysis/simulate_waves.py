@@ -44,3 +44,13 @@ def waves_draw(waves: SeedWaves, log: list | None = None):
             log.append({"waves": number, **{f"seeds_{n}": k for n, k in seeds.items()}})
         return trials, predictions, histories
     return draw
+
+
+def seeds_draw(seeds: dict[str, int]):
+    """A `draw` for `simulate.honesty_rates` with fixed seeds per n (`{"5": 24, "80": 4}`), no waves."""
+    def draw(rng, design: Design):
+        trials, predictions, histories = simulate_study(rng, dataclasses.replace(design, seeds=max(seeds.values())))
+        shown = revealed(trials, seeds)
+        runs = set(shown["run_id"])
+        return shown, {r: p for r, p in predictions.items() if r in runs}, histories[histories["run_id"].isin(runs)]
+    return draw

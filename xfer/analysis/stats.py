@@ -99,25 +99,27 @@ def seed_excess(per_seed: float, own_noise: float, seeds: int, confidence: float
     return max(upper - own_noise, 0.0) / seeds
 
 
-def satterthwaite(images: float, image_df: float, excesses: Sequence[tuple[float, float]]) -> float:
-    """Satterthwaite df of an image part (`image_df`) plus seed parts [(variance, df)]; the seeds' df alone where
-    no part has variance."""
+def satterthwaite(images: float, image_df: float, excesses: Sequence[tuple[float, float]],
+                  uncertainty: float = 0.0) -> float:
+    """Satterthwaite df of an image part (`image_df`) plus seed parts [(variance, df)]; `uncertainty`: the
+    sampling variance of further estimated terms (a covariance), which adds to the total's uncertainty; the
+    seeds' df alone where no part has variance."""
     total = images + sum(v for v, _ in excesses)
     if total <= 0:
         return float(sum(d for _, d in excesses)) or image_df
-    return total ** 2 / (images ** 2 / image_df + sum(v ** 2 / d for v, d in excesses if d > 0))
+    return total ** 2 / (images ** 2 / image_df + sum(v ** 2 / d for v, d in excesses if d > 0) + uncertainty / 2)
 
 
-def _clusters(cells: Sequence[ImageCell]) -> tuple[np.ndarray, np.ndarray]:
-    """(estimates, influences) per seed cluster, the cells of one cluster averaged first."""
+def by_cluster(cells: Sequence[ImageCell]) -> dict[tuple, ImageCell]:
+    """One cell per seed cluster: the cells of one cluster averaged (e.g. over models)."""
     groups: dict[tuple, list[ImageCell]] = {}
     for cell in cells:
         groups.setdefault(cell.cluster, []).append(cell)
-    return (np.array([np.mean([c.estimate for c in g]) for g in groups.values()]),
-            np.array([np.mean([c.influence for c in g], axis=0) for g in groups.values()]))
+    return {k: ImageCell(k, float(np.mean([c.estimate for c in g])), np.mean([c.influence for c in g], axis=0))
+            for k, g in groups.items()}
 
 
-def _strata(images: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, float]:
+def image_strata(images: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, float]:
     """(class per image, patient per image, the images' df: patients − classes)."""
     strata, patients = images["label"].to_numpy(), images["patient"].astype(str).to_numpy()
     return strata, patients, float(max(len(np.unique(patients)) - len(np.unique(strata)), 1))
@@ -127,8 +129,10 @@ def variance_components(cells: Sequence[ImageCell], images: pd.DataFrame) -> Com
     """Components of a contrast's seed clusters (cells averaged within a cluster first), by the method of moments:
     test patients resampled within class (DeLong, cluster-robust) and the seed-to-seed spread. `images`: one row
     per test image (columns `patient`, `label`) in the order of the cells' influences."""
-    estimates, influences = _clusters(cells)
-    strata, patients, image_df = _strata(images)
+    clusters = by_cluster(cells).values()
+    estimates = np.array([c.estimate for c in clusters])
+    influences = np.array([c.influence for c in clusters])
+    strata, patients, image_df = image_strata(images)
     s = len(estimates)
     image_var = influence_variance(influences.mean(0), strata, patients)
     if s < 2:
@@ -146,23 +150,6 @@ def image_level_effect(cells: Sequence[ImageCell], images: pd.DataFrame, level: 
     patients = images["patient"].astype(str).nunique()
     return t_effect(c.estimate, np.sqrt(c.variance()), c.df(), c.seeds, len(cells), len(images), patients,
                     level=level)
-
-
-def difference_effect(first: Sequence[ImageCell], second: Sequence[ImageCell], images: pd.DataFrame,
-                      level: float = 0.95) -> Effect:
-    """Mean contrast of `first` − that of `second` where the two rest on different runs, each over all its own
-    seeds (a gain at n = 5 minus the gain at n = 80, whatever seeds each n has), scored on the same test images:
-    the seed parts add, the test set's shared part is that of the difference."""
-    a, b = variance_components(first, images), variance_components(second, images)
-    strata, patients, image_df = _strata(images)
-    both = influence_variance(_clusters(first)[1].mean(0) - _clusters(second)[1].mean(0), strata, patients)
-    own = a.own_noise / a.seeds + b.own_noise / b.seeds
-    shared = max(both - own, 0.0)
-    variance = shared + sum(max(c.per_seed, c.own_noise) / c.seeds for c in (a, b))
-    df = satterthwaite(shared + own, image_df,
-                       [(seed_excess(c.per_seed, c.own_noise, c.seeds), c.seeds - 1) for c in (a, b)])
-    return t_effect(a.estimate - b.estimate, np.sqrt(variance), df, min(a.seeds, b.seeds), len(first) + len(second),
-                    len(images), images["patient"].astype(str).nunique(), level=level)
 
 
 def cluster_effect(values: np.ndarray, clusters: Sequence, unit: str, level: float = 0.95,

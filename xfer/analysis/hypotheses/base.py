@@ -11,13 +11,16 @@ from typing import Callable
 
 import pandas as pd
 
+from xfer.analysis.collect import n_order
 from xfer.analysis.paired import ImageScores, Term, present, value_contrasts
-from xfer.analysis.stats import Claim, Effect, cluster_effect, difference_effect, image_level_effect, no_effect
+from xfer.analysis.stats import Claim, Effect, no_effect
+from xfer.analysis.strata import Stratum, combined_effect, combined_value_effect
 from xfer.config import AnalysisConfig
 from xfer.inits import strategy_info
 from xfer.registry import Registry
 
 PAIR_KEYS = ("model", "n_per_class", "seed", "repeat", "fold")  # those present
+STRATUM = "n_per_class"  # a contrast pooled over n is the mean of each n's own contrast
 SAME_WEIGHTS = "same weights — not compared"
 WEIGHTS_HASH = "param.init.weights_hash"  # a hash of the initial weights, where trials log one
 
@@ -122,39 +125,70 @@ def statistics_control(trials: pd.DataFrame, pretrained: str) -> str | None:
     return drawn[0] if drawn else None
 
 
+def per_n(trials: pd.DataFrame, terms: list[Term], keys: tuple[str, ...]) -> list[tuple[list[Term], tuple]]:
+    """(terms, keys) per n when a contrast matched on `keys` pools over n (n leaves the keys), else the one."""
+    if STRATUM not in keys or STRATUM not in trials:
+        return [(terms, keys)]
+    inner = tuple(k for k in keys if k != STRATUM)
+    return [([(mask & (trials[STRATUM] == n), w) for mask, w in terms], inner)
+            for n in sorted(trials[STRATUM].unique(), key=n_order)]
+
+
+def pooled(groups: list) -> list[tuple[float, object]]:
+    """Equal weights over the n's a pooled contrast has; those measured at a single seed cluster are left out
+    where another n has more (their seed spread is unknown)."""
+    groups = [g for g in groups if len(g)]
+    kept = [g for g in groups if len(clusters_of(g)) >= 2] or groups
+    return [(1.0 / len(kept), g) for g in kept]
+
+
+def clusters_of(group) -> set:
+    return set(group.index) if isinstance(group, pd.Series) else {c.cluster for c in group}
+
+
+def image_comparison(h: str, label: str, ctx: Context, strata: list[Stratum], keys: tuple[str, ...],
+                     claim: Claim, note: str) -> Comparison:
+    if not strata:
+        return untestable(h, label, "no trials with predictions share " + ", ".join(present(ctx.trials, keys)))
+    margin = ctx.cfg.equivalence_margin
+    return Comparison(h, label, combined_effect(strata, ctx.scores.images), margin, claim,
+                      margin if claim != "greater" else 0.0, note)
+
+
+NO_PREDICTIONS = ("needs the trials' test predictions (eval/test_predictions.csv) to resample test images; pass "
+                  "predictions to evaluate_hypotheses")
+
+
 def auc_comparison(h: str, label: str, ctx: Context, terms: list[Term], keys: tuple[str, ...],
                    claim: Claim = "greater", note: str = "", trials: pd.DataFrame | None = None) -> Comparison:
-    """A test-AUC contrast at the image level (patients within class × seed clusters)."""
+    """A test-AUC contrast at the image level (patients within class × seed clusters), matched on `keys`; with n
+    among them, the mean over n of each n's contrast over all its own seeds (`strata.combined_effect`)."""
     trials = ctx.trials if trials is None else trials
     if ctx.scores is None:
-        return untestable(h, label, "needs the trials' test predictions (eval/test_predictions.csv) to resample "
-                                    "test images; pass predictions to evaluate_hypotheses")
-    cells = ctx.scores.cells(trials, terms, keys)
-    if not cells:
-        return untestable(h, label, "no trials with predictions share " + ", ".join(present(trials, keys)))
-    margin = ctx.cfg.equivalence_margin
-    return Comparison(h, label, image_level_effect(cells, ctx.scores.images), margin, claim,
-                      margin if claim != "greater" else 0.0, note)
+        return untestable(h, label, NO_PREDICTIONS)
+    groups = [ctx.scores.cells(trials, t, k) for t, k in per_n(trials, terms, keys)]
+    return image_comparison(h, label, ctx, pooled(groups), keys, claim, note)
 
 
 def auc_difference(h: str, label: str, ctx: Context, first: list[Term], second: list[Term],
                    keys: tuple[str, ...]) -> Comparison:
-    """A test-AUC contrast (`first`) minus another (`second`) made on other runs, e.g. a gain at two n's: each
-    side paired within itself on `keys` over all its own seeds, the two sharing only the test images."""
+    """A test-AUC contrast (`first`) minus another made on other runs (a gain at two n's): each paired within
+    itself on `keys` over all its own seeds, the two sharing the test images (`strata.combined_effect`)."""
     if ctx.scores is None:
-        return auc_comparison(h, label, ctx, first, keys)  # says why it cannot be made
-    sides = [ctx.scores.cells(ctx.trials, terms, keys) for terms in (first, second)]
-    if not all(sides):
-        return untestable(h, label, "no trials with predictions share " + ", ".join(present(ctx.trials, keys))
-                          + " on both sides")
-    margin = ctx.cfg.equivalence_margin
-    return Comparison(h, label, difference_effect(*sides, ctx.scores.images), margin)
+        return untestable(h, label, NO_PREDICTIONS)
+    groups = [ctx.scores.cells(ctx.trials, terms, keys) for terms in (first, second)]
+    return image_comparison(h, label, ctx, list(zip((1.0, -1.0), groups)) if all(groups) else [], keys,
+                            "greater", "")
 
 
 def value_comparison(h: str, label: str, trials: pd.DataFrame, column: str, terms: list[Term], unit: str,
                      power_margin: float, note: str = "", claim: Claim = "greater", margin: float = 0.0,
                      resolution: float = 0.0) -> Comparison:
-    """A contrast of a per-trial value (epochs, CKA), t interval over seed clusters."""
-    values, clusters = value_contrasts(trials, column, terms, PAIR_KEYS)
-    return Comparison(h, label, cluster_effect(values, clusters, unit, resolution=resolution), power_margin, claim,
-                      margin, note)
+    """A contrast of a per-trial value (epochs, CKA), t interval over seed clusters; pooled over n as the mean
+    of each n's contrast over its own seeds (`strata.combined_value_effect`)."""
+    groups = []
+    for t, k in per_n(trials, terms, PAIR_KEYS):
+        values, clusters = value_contrasts(trials, column, t, k)
+        groups.append(pd.Series(values, index=pd.Index(clusters, tupleize_cols=False), dtype=float).dropna())
+    effect = combined_value_effect(pooled(groups), unit, resolution=resolution)
+    return Comparison(h, label, effect, power_margin, claim, margin, note)
