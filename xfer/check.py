@@ -7,20 +7,29 @@ import time
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from xfer.config import SeedWaves, StudyConfig
 from xfer.data.root import absolutize
 
-EVAL_COST = 1 / 3  # an image scored (validation, test) costs about a third of one trained (forward only)
 # measured in bench/RESULTS.md (overhead section, idle machine): Tune + MLflow add ~5 s per trial (now ~8 s with
 # the logged MLflow model), and Ray start-up plus each worker's imports ~17 s once per study
 TRIAL_OVERHEAD_S = 8.0
 STUDY_OVERHEAD_S = 17.0
 
 
-def images_per_second(model_name: str, channels: int, classes: int, size: int, batch: int, threads: int) -> float:
-    """Training throughput of `model_name` on this machine, from a few timed steps on random images."""
+class Speed(NamedTuple):
+    """Images per second on this machine: trained (forward, backward, step) and scored (forward, eval mode)."""
+    train: float
+    score: float
+
+
+SCORE_BATCH = 64  # train.predict_probs' batch
+
+
+def measure_speed(model_name: str, channels: int, classes: int, size: int, batch: int, threads: int) -> Speed:
+    """Training and scoring throughput of `model_name`, from a few timed steps on random images."""
+    import numpy as np
     import torch
 
     from xfer.models import build_model
@@ -29,14 +38,32 @@ def images_per_second(model_name: str, channels: int, classes: int, size: int, b
     model = build_model(model_name, classes, channels)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
     x, y = torch.randn(batch, channels, size, size), torch.randint(0, classes, (batch,))
-    timings = []
-    for _ in range(4):  # the first step warms up allocators and kernels; it is not timed
-        began = time.perf_counter()
+
+    def train_step():
         optimizer.zero_grad()
         torch.nn.functional.cross_entropy(model(x), y).backward()
         optimizer.step()
-        timings.append(time.perf_counter() - began)
-    return batch / (sum(timings[1:]) / 3)
+
+    scored = torch.randn(SCORE_BATCH, channels, size, size)
+
+    @torch.no_grad()
+    def score_step():
+        model(scored)
+
+    def per_second(step, images: int, least_s: float = 2.0) -> float:
+        """images / the median of ≥ 3 timed steps (≥ `least_s` in all); a first, untimed step warms up."""
+        step()
+        timings: list[float] = []
+        while len(timings) < 3 or sum(timings) < least_s:
+            began = time.perf_counter()
+            step()
+            timings.append(time.perf_counter() - began)
+        return images / float(np.median(timings))
+
+    model.train()
+    train = per_second(train_step, batch)
+    model.eval()
+    return Speed(train, per_second(score_step, SCORE_BATCH))
 
 
 def pool_per_class(data, base_dir: Path) -> Counter:
@@ -48,12 +75,27 @@ def pool_per_class(data, base_dir: Path) -> Counter:
         return Counter(r.label for r in load_records(data, base_dir))
 
 
-def trial_images(study: StudyConfig, n, pool: Counter) -> float:
-    """Images one trial trains on per epoch, plus its validation and test images weighted by EVAL_COST."""
-    total = sum(pool.values())
-    split = study.data.split
-    train = (1 - split.val_fraction - split.test_fraction) * total if n == "all" else int(n) * len(pool)
-    return train + EVAL_COST * total * (split.val_fraction + split.test_fraction / study.train.epochs)
+def part_sizes(data, base_dir: Path) -> dict[str, int]:
+    """Images in the train, val and test parts of the data's split (fold 0 under cross-validation)."""
+    from xfer.data.records import load_records
+    from xfer.data.splits import split_for
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        split = split_for(load_records(data, base_dir), data.split)
+    return {part: len(getattr(split, part)) for part in ("train", "val", "test")}
+
+
+def run_seconds(train: float, parts: dict[str, int], epochs: int, speed: Speed) -> float:
+    """Compute seconds of one run: `train` images per epoch trained, the validation part scored every epoch and
+    the test part once."""
+    return epochs * train / speed.train + (epochs * parts["val"] + parts["test"]) / speed.score
+
+
+def trial_seconds(study: StudyConfig, n, parts: dict[str, int], speed: Speed) -> float:
+    """`run_seconds` of one trial at training-set size `n` (per class, or "all")."""
+    train = parts["train"] if n == "all" else int(n) * len(study.data.classes)
+    return run_seconds(train, parts, study.train.epochs, speed)
 
 
 def seed_axis(trials) -> str:
@@ -99,7 +141,7 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
     lines.append(f"data: {sum(pool.values())} images; per class: "
                  + ", ".join(f"{study.data.classes[k]} {v}" for k, v in sorted(pool.items())))
     dirs = recipe_dirs(path, recipes)
-    stages, stage_images = [], 0.0
+    stages, stage_runs = [], []
     for init in t.init:
         source = init.origin
         for model in t.models if source.kind == "stage" else ():
@@ -107,8 +149,7 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
             while job is not None:
                 cached = cached_checkpoint(job, Path(study.data.cache_dir)) is not None
                 if not cached and job.key not in {s[0] for s in stages}:
-                    size = sum(pool_per_class(job.config.data, Path.cwd()).values())
-                    stage_images += job.config.train.epochs * size * (1 - job.config.data.split.test_fraction)
+                    stage_runs.append(job.config)
                 stages.append((job.key, f"stage {job.name} ({job.key}): {'cached' if cached else 'to train'}"))
                 job = job.depends_on
     lines += sorted({line for _, line in stages})
@@ -120,17 +161,20 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
         return lines
     slots = trials_at_once(study)
     seconds, tuning_seconds = 0.0, 0.0
+    parts = part_sizes(study.data, path.parent)
+    stage_parts = [(part_sizes(c.data, Path.cwd()), c.train.epochs) for c in stage_runs]
     for model in t.models:
-        speed = images_per_second(model, study.data.channels, len(study.data.classes), study.data.image_size,
-                                  study.train.batch_size, int(study.resources.cpu))
+        speed = measure_speed(model, study.data.channels, len(study.data.classes), study.data.image_size,
+                              study.train.batch_size, int(study.resources.cpu))
         runs = Counter(spec.n_per_class for spec in evaluation_specs(study) if spec.model == model)
-        seconds += sum(runs[n] * study.train.epochs * trial_images(study, n, pool) / speed for n in t.n_per_class)
-        seconds += stage_images / speed / len(t.models)
+        seconds += sum(runs[n] * trial_seconds(study, n, parts, speed) for n in t.n_per_class)
+        stage_seconds = sum(run_seconds(sizes["train"], sizes, epochs, speed) for sizes, epochs in stage_parts)
+        seconds += stage_seconds / len(t.models)
         tuning_runs = tuning_trial_count(study) // len(t.models) // len(t.n_per_class)  # at full length
-        tuning_seconds += sum(tuning_runs * study.train.epochs * trial_images(study, n, pool) / speed
-                              for n in t.n_per_class)
-        lines.append(f"throughput {model}: {speed:.0f} training images/s at {study.data.image_size} px, "
-                     f"batch {study.train.batch_size}, {int(study.resources.cpu)} thread(s)")
+        tuning_seconds += sum(tuning_runs * trial_seconds(study, n, parts, speed) for n in t.n_per_class)
+        lines.append(f"throughput {model}: {speed.train:.0f} training / {speed.score:.0f} scored images/s at "
+                     f"{study.data.image_size} px, batch {study.train.batch_size} / {SCORE_BATCH}, "
+                     f"{int(study.resources.cpu)} thread(s)")
     seconds += (planned + tuning_trial_count(study)) * TRIAL_OVERHEAD_S
     share = asha_share(study)
     wall = f"~{duration(STUDY_OVERHEAD_S + (seconds + tuning_seconds) / slots)}"
@@ -141,8 +185,8 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
                 f"to none stopped")
     seconds += tuning_seconds
     lines.append(f"estimated wall time: {wall} ({slots} trial(s) at once; "
-                 f"measured training speed + bench/RESULTS.md overheads; a first run also decodes the images; "
-                 f"speed measured at load {os.getloadavg()[0]:.1f}{asha})")
+                 f"measured training and scoring speed + bench/RESULTS.md overheads; a first run also decodes the "
+                 f"images; speed measured at load {os.getloadavg()[0]:.1f}{asha})")
     if isinstance(t.seeds, SeedWaves):
         most = STUDY_OVERHEAD_S + seconds * t.seeds.max / t.seeds.min / slots
         cap = f"; the budget stops adding waves at {t.seeds.budget_minutes:g} min" if t.seeds.budget_minutes else ""
