@@ -13,8 +13,8 @@ from scipy import stats as st
 from xfer.analysis.paired import image_scores
 from xfer.analysis.simulate import Arm, Design, honesty_rates, null_design, simulate_study
 from xfer.analysis.simulate_waves import seeds_draw, waves_draw
-from xfer.config import SeedWaves
 from xfer.analysis.stats import Components, variance_components
+from xfer.config import SeedWaves
 
 INITS = ("random", "imagenet", "chexpert")
 

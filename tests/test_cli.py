@@ -124,12 +124,13 @@ def test_check_estimates_wall_time_saying_the_load_it_measured_at_and_the_range_
 
 
 def test_check_times_the_test_folder_a_study_names_once_and_its_validation_part_every_epoch():
-    from xfer.check import Speed, part_sizes, trial_seconds
+    from xfer.check import Speed, part_sizes, quiet_records, trial_seconds
     from xfer.data.root import absolutize
     from xfer.load import load_study
 
     study = load_study(ROOT / "experiments" / "init_study.yaml")
-    parts = part_sizes(absolutize(study.data, ROOT / "experiments"), ROOT / "experiments")
+    records = quiet_records(absolutize(study.data, ROOT / "experiments"), ROOT / "experiments")
+    parts = part_sizes(records, study.data.split)
     test_folder = sum(1 for f in (ROOT.parent / "shared/data/kermany-pneumonia-224/test").rglob("*.jpeg"))
     assert parts["test"] == test_folder  # the uploader's test folder, not split.test_fraction of the pool
     assert parts["val"] < 0.05 * parts["train"]  # val_fraction 0.03 of the training folder

@@ -66,24 +66,22 @@ def measure_speed(model_name: str, channels: int, classes: int, size: int, batch
     return Speed(train, per_second(score_step, SCORE_BATCH))
 
 
-def pool_per_class(data, base_dir: Path) -> Counter:
-    """Images per class in the study's data (read from the CSVs / folders; no image is decoded)."""
+def quiet_records(data, base_dir: Path) -> list:
+    """The data's records (read from the CSVs / folders; no image is decoded), their warnings left to the run."""
     from xfer.data.records import load_records
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return Counter(r.label for r in load_records(data, base_dir))
+        return load_records(data, base_dir)
 
 
-def part_sizes(data, base_dir: Path) -> dict[str, int]:
-    """Images in the train, val and test parts of the data's split (fold 0 under cross-validation)."""
-    from xfer.data.records import load_records
+def part_sizes(records: list, split) -> dict[str, int]:
+    """Images in the train, val and test parts of `records` split as a run splits them (fold 0 under
+    cross-validation)."""
     from xfer.data.splits import split_for
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        split = split_for(load_records(data, base_dir), data.split)
-    return {part: len(getattr(split, part)) for part in ("train", "val", "test")}
+    parts = split_for(records, split)
+    return {part: len(getattr(parts, part)) for part in ("train", "val", "test")}
 
 
 def run_seconds(train: float, parts: dict[str, int], epochs: int, speed: Speed) -> float:
@@ -137,7 +135,8 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
     problems = study_preflight(study, path.parent)
     if problems:
         raise ConfigError(str(path), problems)
-    pool = pool_per_class(study.data, path.parent)
+    records = quiet_records(study.data, path.parent)
+    pool = Counter(r.label for r in records)
     lines.append(f"data: {sum(pool.values())} images; per class: "
                  + ", ".join(f"{study.data.classes[k]} {v}" for k, v in sorted(pool.items())))
     dirs = recipe_dirs(path, recipes)
@@ -161,8 +160,8 @@ def check_study(path: Path, recipes: Optional[Path] = None, measure: bool = True
         return lines
     slots = trials_at_once(study)
     seconds, tuning_seconds = 0.0, 0.0
-    parts = part_sizes(study.data, path.parent)
-    stage_parts = [(part_sizes(c.data, Path.cwd()), c.train.epochs) for c in stage_runs]
+    parts = part_sizes(records, study.data.split)
+    stage_parts = [(part_sizes(quiet_records(c.data, Path.cwd()), c.data.split), c.train.epochs) for c in stage_runs]
     for model in t.models:
         speed = measure_speed(model, study.data.channels, len(study.data.classes), study.data.image_size,
                               study.train.batch_size, int(study.resources.cpu))

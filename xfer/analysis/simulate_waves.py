@@ -12,27 +12,27 @@ from xfer.config import SeedWaves
 from xfer.waves import next_wave
 
 
-def revealed(trials: pd.DataFrame, seeds: dict[str, int]) -> pd.DataFrame:
-    """The trials of the first `seeds[n]` seeds at each n."""
-    return trials[trials["seed"] < trials["n_per_class"].astype(str).map(seeds)].reset_index(drop=True)
+def revealed(study: tuple[pd.DataFrame, dict, pd.DataFrame],
+             seeds: dict[str, int]) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """(trials, predictions, histories) of a simulated study's first `seeds[n]` seeds at each n."""
+    trials, predictions, histories = study
+    shown = trials[trials["seed"] < trials["n_per_class"].astype(str).map(seeds)].reset_index(drop=True)
+    runs = set(shown["run_id"])
+    return shown, {r: p for r, p in predictions.items() if r in runs}, histories[histories["run_id"].isin(runs)]
 
 
 def waves_of(rng, design: Design, waves: SeedWaves, alpha: float = 0.05,
              power: float = 0.8) -> tuple[pd.DataFrame, dict, pd.DataFrame, dict[str, int], int]:
     """(trials, predictions, histories) of the seeds the waves ran, the seeds per n and the number of waves."""
-    trials, predictions, histories = simulate_study(rng, dataclasses.replace(design, seeds=waves.max))
+    study = simulate_study(rng, dataclasses.replace(design, seeds=waves.max))
     seeds = {n: waves.min for n in sorted({n for arms in design.arms.values() for n in arms})}
     number = 0
     while True:
         number += 1
-        shown = revealed(trials, seeds)
-        plans = plan_comparisons(shown, {r: predictions[r] for r in shown["run_id"]}, {}, waves.until_mde,
-                                 alpha, power)
-        steps = next_wave(plans, seeds, waves)
+        shown = revealed(study, seeds)
+        steps = next_wave(plan_comparisons(shown[0], shown[1], {}, waves.until_mde, alpha, power), seeds, waves)
         if not any(step.add for step in steps.values()):
-            runs = set(shown["run_id"])
-            return (shown, {r: p for r, p in predictions.items() if r in runs},
-                    histories[histories["run_id"].isin(runs)], seeds, number)
+            return (*shown, seeds, number)
         seeds = {n: seeds[n] + steps[n].add for n in seeds}
 
 
@@ -49,8 +49,5 @@ def waves_draw(waves: SeedWaves, log: list | None = None):
 def seeds_draw(seeds: dict[str, int]):
     """A `draw` for `simulate.honesty_rates` with fixed seeds per n (`{"5": 24, "80": 4}`), no waves."""
     def draw(rng, design: Design):
-        trials, predictions, histories = simulate_study(rng, dataclasses.replace(design, seeds=max(seeds.values())))
-        shown = revealed(trials, seeds)
-        runs = set(shown["run_id"])
-        return shown, {r: p for r, p in predictions.items() if r in runs}, histories[histories["run_id"].isin(runs)]
+        return revealed(simulate_study(rng, dataclasses.replace(design, seeds=max(seeds.values()))), seeds)
     return draw
