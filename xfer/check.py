@@ -77,10 +77,12 @@ def quiet_records(data, base_dir: Path) -> list:
 
 def part_sizes(records: list, split) -> dict[str, int]:
     """Images in the train, val and test parts of `records` split as a run splits them (fold 0 under
-    cross-validation)."""
+    cross-validation); the split's warnings are the run's (and the preflight's) to give."""
     from xfer.data.splits import split_for
 
-    parts = split_for(records, split)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parts = split_for(records, split)
     return {part: len(getattr(parts, part)) for part in ("train", "val", "test")}
 
 
